@@ -1,0 +1,55 @@
+# Two commands for a new user: `make run` (the app on this machine, with everything it needs) and `make test`.
+# Both install what is missing: a Python 3.13 virtual environment in .venv and Azurite in node_modules.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.13
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help deps run demo test lint typecheck pytest bench clean
+
+help:
+	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox)"
+	@echo "make demo   submit a sandbox upgrade to a running app and follow it to the end"
+	@echo "make test   lint, type-check and run the test suite"
+	@echo "make bench  benchmark against a naive relay"
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.13 is required: put python3.13 on PATH (or: make PYTHON=/path/to/python3.13)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else "Python 3.13 is required, $(PYTHON) is " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required for Azurite"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+typecheck: deps
+	$(VENV)/bin/mypy
+
+pytest: deps
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+run: deps
+	$(PY) -m devhost
+
+demo: deps
+	$(PY) -m devhost.demo
+
+bench: deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
