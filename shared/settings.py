@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
@@ -55,14 +55,16 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-_HOST_PATTERN = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOST_PATTERN = re.compile(
+    r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 @dataclass(frozen=True)
 class StorageSettings:
     """Where the app's own queue and table clients connect: a connection string or identity-based URIs."""
 
-    connection_string: str | None = None
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     credential: str | None = None  # "managedidentity" selects ManagedIdentityCredential, else DefaultAzureCredential

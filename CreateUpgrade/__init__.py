@@ -1,0 +1,7 @@
+import azure.functions as func
+
+from shared.http_api import create_upgrade
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    return create_upgrade(req)

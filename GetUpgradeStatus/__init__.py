@@ -1,0 +1,7 @@
+import azure.functions as func
+
+from shared.http_api import get_upgrade_status
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    return get_upgrade_status(req)

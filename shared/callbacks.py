@@ -1,0 +1,80 @@
+"""Signed callbacks to the caller's `callbackUrl` when an upgrade is final.
+
+POST the status resource as JSON with `X-Upgrade-Timestamp: <unix seconds>` and
+`X-Upgrade-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`, keyed with the UTF-8 bytes of the
+`callback-signing-key` Key Vault secret. The URL is checked against CALLBACK_ALLOWED_HOSTS again at send
+time, redirects are not followed, and each attempt has short timeouts; retries go through the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from enum import Enum
+from typing import Any
+
+import requests
+
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import UpgradeError
+from shared.key_vault import SecretStore
+from shared.settings import Settings
+from shared.validation import callback_url_problem
+
+log = get_logger(__name__)
+
+TIMEOUT = (5.0, 10.0)
+USER_AGENT = "PartnerCenterUpgradeFunctions-Callback/1.0"
+
+
+class Delivery(Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # the receiver or the network failed; try again later
+    REFUSED = "refused"  # the URL is no longer allowed; retrying cannot help
+
+
+def sign(key: bytes, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class CallbackSender:
+    def __init__(self, settings: Settings, secrets: SecretStore, session: requests.Session, clock: Clock) -> None:
+        self._settings = settings
+        self._secrets = secrets
+        self._session = session
+        self._clock = clock
+
+    def deliver(self, url: str, resource: dict[str, Any]) -> Delivery:
+        problem = callback_url_problem(url, self._settings.callback_allowed_hosts)
+        if problem:
+            log.warning("callback for upgrade %s not sent: callbackUrl %s", resource.get("upgradeId"), problem)
+            return Delivery.REFUSED
+        try:
+            key = self._secrets.get(self._settings.callback_signing_key_secret).value.encode()
+        except UpgradeError as error:
+            log.warning("callback for upgrade %s postponed: %s", resource.get("upgradeId"), error.detail)
+            return Delivery.RETRY
+        body = json.dumps(resource, separators=(",", ":")).encode()
+        timestamp = str(int(self._clock.now()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Upgrade-Timestamp": timestamp,
+            "X-Upgrade-Signature": sign(key, timestamp, body),
+        }
+        started = time.monotonic()
+        try:
+            response = self._session.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+        except requests.RequestException as error:
+            log.warning("callback for upgrade %s failed: %s", resource.get("upgradeId"), type(error).__name__)
+            return Delivery.RETRY
+        log.info(
+            "callback for upgrade %s -> %d in %.0f ms",
+            resource.get("upgradeId"),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return Delivery.DELIVERED if 200 <= response.status_code < 300 else Delivery.RETRY

@@ -1,0 +1,154 @@
+"""The app's one exception family. Raised deep down, turned into problem+json in `problems.py` only.
+
+Messages are written for the operator and the caller: they never contain a secret, a token or a
+request body. Each error carries the HTTP status DESIGN.md assigns to it and a problem-type slug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PartnerCenterFault:
+    """What Partner Center said when it said no, as carried in the problem's `partnerCenter` member."""
+
+    http_status: int
+    code: str | None
+    description: str | None
+    request_id: str | None
+    correlation_id: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "httpStatus": self.http_status,
+            "code": self.code,
+            "description": self.description,
+            "requestId": self.request_id,
+            "correlationId": self.correlation_id,
+        }
+
+
+class RetryLater(Exception):
+    """A transient failure while handling a queue message: the host must retry it (and finally poison it)."""
+
+
+class UpgradeError(Exception):
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+    retry_after: int | None = None
+    errors: tuple[FieldError, ...] = ()
+    partner_center: PartnerCenterFault | None = None
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationFailed(UpgradeError):
+    status, slug, title = 400, "validation-failed", "The request is not valid"
+
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{e.field}: {e.detail}" for e in errors))
+        self.errors = tuple(errors)
+
+
+class PayloadTooLarge(UpgradeError):
+    status, slug, title = 413, "payload-too-large", "The request body is too large"
+
+
+class UnsupportedMediaType(UpgradeError):
+    status, slug, title = 415, "unsupported-media-type", "The request body must be JSON"
+
+
+class NotFound(UpgradeError):
+    status, slug, title = 404, "not-found", "No such upgrade"
+
+
+class IdempotencyKeyReused(UpgradeError):
+    status, slug, title = 422, "idempotency-key-reused", "The Idempotency-Key was used with a different body"
+
+
+class IdempotencyKeyInFlight(UpgradeError):
+    status, slug, title = 409, "idempotency-key-in-flight", "A request with this Idempotency-Key is in progress"
+    retry_after = 2
+
+
+class NotEligible(UpgradeError):
+    status, slug, title = 422, "not-eligible", "The customer is not eligible for the upgrade"
+
+    def __init__(self, detail: str, fault: PartnerCenterFault | None = None) -> None:
+        super().__init__(detail)
+        self.partner_center = fault
+
+
+class PartnerCenterRejected(UpgradeError):
+    """Partner Center answered 4xx about this customer or request (carried verbatim)."""
+
+    status, slug, title = 422, "partner-center-rejected", "Partner Center rejected the upgrade"
+
+    def __init__(self, detail: str, fault: PartnerCenterFault) -> None:
+        super().__init__(detail)
+        self.partner_center = fault
+
+
+class UpgradeConflict(PartnerCenterRejected):
+    status, slug, title = 409, "upgrade-conflict", "An upgrade for this customer is pending, in progress or failed"
+
+
+class PartnerCenterUnknownUpgrade(PartnerCenterRejected):
+    """Partner Center does not know this upgrade id for this customer (900106 / 900111)."""
+
+    status, slug, title = 404, "not-found", "No such upgrade"
+
+
+class ConsentRequired(UpgradeError):
+    status, slug, title = 502, "consent-required", "The Secure Application Model consent must be renewed"
+
+
+class SamCredentialsRejected(UpgradeError):
+    status, slug, title = 502, "sam-credentials-invalid", "Entra ID rejected the SAM application credentials"
+
+
+class PartnerCenterFailed(UpgradeError):
+    status, slug, title = 502, "partner-center-error", "Partner Center failed"
+
+    def __init__(self, detail: str, fault: PartnerCenterFault | None = None) -> None:
+        super().__init__(detail)
+        self.partner_center = fault
+
+
+class PartnerCenterTimeout(UpgradeError):
+    status, slug, title = 504, "partner-center-timeout", "Partner Center did not answer in time"
+
+
+class PartnerCenterThrottled(UpgradeError):
+    status, slug, title = 503, "partner-center-throttled", "Partner Center is throttling requests"
+
+    def __init__(self, detail: str, retry_after: int, fault: PartnerCenterFault | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.partner_center = fault
+
+
+class DependencyUnavailable(UpgradeError):
+    """Key Vault, Entra ID or Azure Storage cannot be reached or answered 5xx/429: retrying helps."""
+
+    status, slug, title = 503, "dependency-unavailable", "A service the app depends on is unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 10) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class DependencyMisconfigured(UpgradeError):
+    """Key Vault or Storage refused us (401/403/404): an operator must fix access or a secret name."""
+
+    status, slug, title = 502, "dependency-misconfigured", "A service the app depends on refused the request"

@@ -1,0 +1,94 @@
+"""The two HTTP routes: parse, call the services, shape the answer. Every answer has `x-correlation-id`."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from shared.correlation import correlation_id_from, correlation_scope, get_logger
+from shared.errors import UpgradeError
+from shared.locations import retry_after_seconds, status_uri
+from shared.problems import configuration_problem, internal_problem, problem_response
+from shared.services import services
+from shared.settings import ConfigurationError
+from shared.validation import parse_guid, parse_idempotency_key, parse_upgrade_request
+
+log = get_logger(__name__)
+
+
+def create_upgrade(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "CreateUpgrade", _create)
+
+
+def get_upgrade_status(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "GetUpgradeStatus", _status)
+
+
+def _create(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    request = parse_upgrade_request(
+        req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts
+    )
+    key = parse_idempotency_key(req.headers.get("idempotency-key"))
+    accepted = app.upgrades.submit(request, key, correlation_id, _base_url(req, app.settings.public_base_url))
+    return _json(202, accepted.body, {"Location": accepted.location, "Retry-After": str(accepted.retry_after)})
+
+
+def _status(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    upgrade_id = parse_guid(req.route_params.get("upgradeId"), "upgradeId", required=True)
+    customer_id = parse_guid(req.params.get("customerId"), "customerId", required=False)
+    assert upgrade_id  # required=True
+    record = app.tracker.read(upgrade_id, customer_id)
+    body = record.to_resource()
+    if record.is_final:
+        return _json(200, body, {})
+    wait = (record.next_check_at or app.clock.now()) - app.clock.now()
+    location = status_uri(_base_url(req, app.settings.public_base_url), record.upgrade_id, record.customer_id)
+    return _json(202, body, {"Location": location, "Retry-After": str(retry_after_seconds(wait))})
+
+
+def _answer(
+    req: func.HttpRequest, function: str, action: Callable[[func.HttpRequest, str], func.HttpResponse]
+) -> func.HttpResponse:
+    correlation_id = correlation_id_from(req.headers.get("x-correlation-id"))
+    with correlation_scope(correlation_id):
+        started = time.monotonic()
+        try:
+            response = action(req, correlation_id)
+        except UpgradeError as error:
+            response = problem_response(error, correlation_id)
+        except ConfigurationError as error:
+            log.error("%s", error)
+            response = configuration_problem(correlation_id)
+        except Exception as error:  # the single place that turns the unexpected into a clean 500
+            log.error("unexpected %s in %s at %s", type(error).__name__, function, _where(error))
+            response = internal_problem(correlation_id)
+        response.headers["x-correlation-id"] = correlation_id
+        log.info(
+            "%s %s -> %d in %.0f ms", function, req.method, response.status_code, (time.monotonic() - started) * 1000
+        )
+        return response
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
+
+
+def _base_url(req: func.HttpRequest, public_base_url: str | None) -> str:
+    if public_base_url:
+        return public_base_url
+    parts = urlsplit(req.url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _where(error: BaseException) -> str:
+    """file:line of the innermost frame: enough to find the bug, without a stack trace or any values."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "unknown"

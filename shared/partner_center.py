@@ -1,0 +1,297 @@
+"""Partner Center REST client for product upgrades: eligibility, create, status.
+
+One `requests.Session` per process (pooled keep-alive connections). Every call:
+- sends Authorization, Accept, Content-Type, MS-RequestId, MS-CorrelationId, X-Locale and
+  MS-PartnerCenter-Application;
+- retries 429 (after its Retry-After), 408/5xx, timeouts and connection failures with the SAME
+  MS-RequestId, which is what makes retrying the create POST safe: Partner Center de-duplicates on it;
+- forces one token refresh on a 401;
+- stops when the caller's `Deadline` would be exceeded, so an HTTP answer stays far below the 230 s
+  front-end limit. A 429 whose Retry-After does not fit in the budget is passed on at once.
+The loop is hand-written rather than a urllib3 `Retry` because the 401 refresh, the shared deadline and the
+give-up-early rule for long Retry-After values need to see each response.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from shared.correlation import current_correlation_id, get_logger, is_guid
+from shared.errors import (
+    PartnerCenterFailed,
+    PartnerCenterFault,
+    PartnerCenterRejected,
+    PartnerCenterThrottled,
+    PartnerCenterTimeout,
+    PartnerCenterUnknownUpgrade,
+    UpgradeConflict,
+    UpgradeError,
+)
+from shared.sam import SamTokenProvider
+
+log = get_logger(__name__)
+
+# Each path as its own Partner Center documentation spells it (routing there is case-insensitive).
+CREATE_PATH = "/v1/productupgrades"
+ELIGIBILITY_PATH = "/v1/productUpgrades/eligibility"
+STATUS_PATH = "/v1/productUpgrades/{upgrade_id}/status"
+APPLICATION_NAME = "PartnerCenterUpgradeFunctions"
+LOCALE = "en-US"
+CONNECT_TIMEOUT = 5.0
+MAX_ATTEMPTS = 4
+BACKOFF_SECONDS = 0.5
+RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
+UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
+
+
+class Deadline:
+    """A time budget shared by all Partner Center calls of one request or message."""
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    is_eligible: bool
+    upgrade_id: str | None
+    reason: str | None
+    request_id: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedUpgrade:
+    upgrade_id: str
+    location: str  # Partner Center's Location header, verbatim (relative: productUpgrades/{id})
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    status: str | None
+    line_items: list[dict[str, Any]] = field(default_factory=list)
+    error_details: dict[str, Any] | None = None
+
+
+class PartnerCenterClient:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: SamTokenProvider,
+        session: requests.Session,
+        *,
+        read_timeout: float,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._session = session
+        self._read_timeout = read_timeout
+
+    def check_eligibility(self, customer_id: str, product_family: str, deadline: Deadline) -> Eligibility:
+        body = {"customerId": customer_id, "productFamily": product_family}
+        response = self._call("eligibility", ELIGIBILITY_PATH, body, str(uuid.uuid4()), deadline)
+        if response.status_code != 200:
+            raise _rejection(response, f"Partner Center refused the eligibility check for customer {customer_id}")
+        document = _json_object(response)
+        upgrade_id = document.get("upgradeId")
+        reason = document.get("reason")
+        return Eligibility(
+            is_eligible=document.get("isEligible") is True,
+            upgrade_id=upgrade_id.lower() if isinstance(upgrade_id, str) and is_guid(upgrade_id) else None,
+            reason=reason if isinstance(reason, str) and reason else None,
+            request_id=response.headers.get("MS-RequestId"),
+            correlation_id=response.headers.get("MS-CorrelationId"),
+        )
+
+    def create_upgrade(
+        self, customer_id: str, product_family: str, request_id: str, deadline: Deadline
+    ) -> CreatedUpgrade:
+        body = {"customerId": customer_id, "productFamily": product_family}
+        response = self._call("create", CREATE_PATH, body, request_id, deadline)
+        if not 200 <= response.status_code < 300:
+            raise _rejection(response, f"Partner Center refused the upgrade for customer {customer_id}")
+        location = response.headers.get("Location", "").strip()
+        upgrade_id = location.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        if not is_guid(upgrade_id):
+            raise PartnerCenterFailed(
+                f"Partner Center accepted the request (HTTP {response.status_code}) but sent no usable Location "
+                "header; retrying with the same Idempotency-Key is safe",
+                _fault(response),
+            )
+        return CreatedUpgrade(upgrade_id=upgrade_id.lower(), location=location)
+
+    def get_status(self, upgrade_id: str, customer_id: str, product_family: str, deadline: Deadline) -> StatusReport:
+        body = {"customerId": customer_id, "productFamily": product_family}
+        path = STATUS_PATH.format(upgrade_id=upgrade_id)
+        response = self._call("status", path, body, str(uuid.uuid4()), deadline)
+        if response.status_code != 200:
+            fault = _fault(response)
+            if response.status_code == 404 or fault.code in UNKNOWN_UPGRADE_CODES:
+                raise PartnerCenterUnknownUpgrade(
+                    f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}", fault
+                )
+            raise _rejection(response, f"Partner Center refused the status check of upgrade {upgrade_id}")
+        document = _json_object(response)
+        status = document.get("status")
+        items = document.get("lineItems")
+        details = document.get("errorDetails")
+        return StatusReport(
+            status=status if isinstance(status, str) else None,
+            line_items=[i for i in items if isinstance(i, dict)] if isinstance(items, list) else [],
+            error_details=details if isinstance(details, dict) else None,
+        )
+
+    def _call(
+        self, route: str, path: str, body: dict[str, Any], request_id: str, deadline: Deadline
+    ) -> requests.Response:
+        url = self._base_url + path
+        payload = json.dumps(body)
+        correlation_id = current_correlation_id()
+        if not is_guid(correlation_id):
+            correlation_id = str(uuid.uuid4())
+        rejected: str | None = None
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self._tokens.access_token(rejected)
+            rejected = None
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "MS-RequestId": request_id,
+                "MS-CorrelationId": correlation_id,
+                "X-Locale": LOCALE,
+                "MS-PartnerCenter-Application": APPLICATION_NAME,
+            }
+            remaining = deadline.remaining()
+            if remaining < 0.05:
+                raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {route}")
+            timeout = (min(CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
+            started = time.monotonic()
+            failure: Exception
+            try:
+                response = self._session.post(
+                    url, data=payload, headers=headers, timeout=timeout, allow_redirects=False
+                )
+            except requests.Timeout:
+                log.warning(
+                    "Partner Center %s timed out after %.1f s (attempt %d, MS-RequestId %s)",
+                    route,
+                    time.monotonic() - started,
+                    attempt,
+                    request_id,
+                )
+                failure = PartnerCenterTimeout(f"Partner Center did not answer the {route} call in time")
+                wait = _backoff(attempt)
+            except requests.ConnectionError as error:
+                log.warning(
+                    "Partner Center %s connection failed: %s (attempt %d, MS-RequestId %s)",
+                    route,
+                    type(error).__name__,
+                    attempt,
+                    request_id,
+                )
+                failure = PartnerCenterFailed(f"could not reach Partner Center for the {route} call")
+                wait = _backoff(attempt)
+            else:
+                _log_response(route, response, started, attempt)
+                status = response.status_code
+                if status == 401 and not refreshed:
+                    refreshed, rejected, attempt = True, token, attempt - 1
+                    continue
+                if status == 401:
+                    raise PartnerCenterFailed(
+                        "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
+                        "integration user still has an admin agent role and MFA",
+                        _fault(response),
+                    )
+                if status == 429:
+                    wait = _retry_after(response) or _backoff(attempt)
+                    if attempt >= MAX_ATTEMPTS or wait >= deadline.remaining():
+                        raise PartnerCenterThrottled(
+                            f"Partner Center is throttling the {route} call; retry after {wait} seconds",
+                            retry_after=max(1, round(wait)),
+                            fault=_fault(response),
+                        )
+                    time.sleep(wait)
+                    continue
+                if status not in RETRYABLE_STATUS:
+                    return response
+                failure = PartnerCenterFailed(
+                    f"Partner Center failed the {route} call with HTTP {status}", _fault(response)
+                )
+                wait = _retry_after(response) or _backoff(attempt)
+            if attempt >= MAX_ATTEMPTS or wait >= deadline.remaining():
+                raise failure
+            time.sleep(wait)
+
+
+def _rejection(response: requests.Response, detail: str) -> UpgradeError:
+    fault = _fault(response)
+    explained = f"{detail}: {fault.description or 'no description'} (code {fault.code or 'none'})"
+    if response.status_code == 409:
+        return UpgradeConflict(explained, fault)
+    if response.status_code in (400, 403, 404) and (response.status_code != 403 or (fault.code or "").startswith("9")):
+        return PartnerCenterRejected(explained, fault)
+    return PartnerCenterFailed(f"{detail} with HTTP {response.status_code}", fault)
+
+
+def _fault(response: requests.Response) -> PartnerCenterFault:
+    document = _json_object(response)
+    code = document.get("code", document.get("statusCode"))
+    description = document.get("description", document.get("message"))
+    return PartnerCenterFault(
+        http_status=response.status_code,
+        code=str(code) if code is not None else None,
+        description=str(description)[:1024] if description is not None else None,
+        request_id=response.headers.get("MS-RequestId"),
+        correlation_id=response.headers.get("MS-CorrelationId"),
+    )
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int) -> float:
+    return BACKOFF_SECONDS * float(2 ** (attempt - 1)) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+
+
+def _log_response(route: str, response: requests.Response, started: float, attempt: int) -> None:
+    h = response.headers
+    log.info(
+        "Partner Center %s -> %d in %.0f ms "
+        "(attempt %d, MS-RequestId %s, MS-CorrelationId %s, MS-CV %s, MS-ServerId %s)",
+        route,
+        response.status_code,
+        (time.monotonic() - started) * 1000,
+        attempt,
+        h.get("MS-RequestId"),
+        h.get("MS-CorrelationId"),
+        h.get("MS-CV"),
+        h.get("MS-ServerId"),
+    )

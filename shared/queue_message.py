@@ -1,0 +1,67 @@
+"""The status-check queue message: the contract an operator can also follow by hand.
+
+`{"upgradeId", "customerId", "productFamily", "correlationId"?, "attempt"?}` asks for one status check.
+`attempt` is the record's check count when the message was scheduled; a message older than the record is a
+duplicate. A message without `attempt` (hand-made by an operator) is always processed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.correlation import is_guid
+
+
+class InvalidMessage(ValueError):
+    """The message does not follow the queue contract; it can never succeed."""
+
+
+@dataclass(frozen=True)
+class TrackMessage:
+    upgrade_id: str
+    customer_id: str
+    product_family: str
+    correlation_id: str | None = None
+    attempt: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TrackMessage:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise InvalidMessage("the message is not JSON") from None
+        if not isinstance(document, dict):
+            raise InvalidMessage("the message is not a JSON object")
+        upgrade_id, customer_id = document.get("upgradeId"), document.get("customerId")
+        product_family = document.get("productFamily")
+        if not (isinstance(upgrade_id, str) and is_guid(upgrade_id)):
+            raise InvalidMessage("upgradeId must be a GUID")
+        if not (isinstance(customer_id, str) and is_guid(customer_id)):
+            raise InvalidMessage("customerId must be a GUID")
+        if not (isinstance(product_family, str) and product_family.lower() == "azure"):
+            raise InvalidMessage("productFamily must be Azure")
+        correlation_id = document.get("correlationId")
+        attempt = document.get("attempt")
+        return cls(
+            upgrade_id=upgrade_id.lower(),
+            customer_id=customer_id.lower(),
+            product_family="Azure",
+            correlation_id=correlation_id.lower()
+            if isinstance(correlation_id, str) and is_guid(correlation_id)
+            else None,
+            attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else None,
+        )
+
+    def to_json(self) -> str:
+        document: dict[str, Any] = {
+            "upgradeId": self.upgrade_id,
+            "customerId": self.customer_id,
+            "productFamily": self.product_family,
+        }
+        if self.correlation_id:
+            document["correlationId"] = self.correlation_id
+        if self.attempt is not None:
+            document["attempt"] = self.attempt
+        return json.dumps(document, separators=(",", ":"))

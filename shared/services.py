@@ -1,0 +1,186 @@
+"""The per-process collaborators, each built lazily on first use and then reused.
+
+`services()` is the one accessor the function entry points use. Building a member imports its SDK, so a
+GetUpgradeStatus instance that never needs Key Vault never imports it. Building is single-flight: 32
+concurrent first requests get one SecretClient, one token provider, one session.
+`reset_services()` drops everything (the environment changed, e.g. between tests or in devhost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from shared.clock import Clock, SystemClock
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import requests
+    from azure.core.credentials import TokenCredential
+
+    from shared.callbacks import CallbackSender
+    from shared.idempotency import IdempotencyStore
+    from shared.key_vault import SecretStore
+    from shared.partner_center import PartnerCenterClient
+    from shared.sam import SamTokenProvider
+    from shared.status_queue import StatusQueue
+    from shared.status_store import UpgradeStore
+    from shared.tracking import Tracker
+    from shared.upgrades import UpgradeService
+
+logging.getLogger("azure").setLevel(logging.WARNING)
+logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+HTTP_POOL_SIZE = 32
+
+
+class lazy[T]:  # lower case: used like @property
+    """A property computed once per instance under the instance's lock (single flight)."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+
+    def __get__(self, instance: Services, owner: type | None = None) -> T:
+        try:
+            return instance.__dict__[self._name]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with instance._lock:
+            if self._name not in instance.__dict__:
+                instance.__dict__[self._name] = self._build(instance)
+            return instance.__dict__[self._name]  # type: ignore[no-any-return]
+
+
+def http_session() -> requests.Session:
+    """A pooled session for one outbound target; retries are the caller's (see partner_center.py)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL_SIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class Services:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+
+    @lazy
+    def credential(self) -> TokenCredential:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+
+    @lazy
+    def secrets(self) -> SecretStore:
+        from azure.keyvault.secrets import SecretClient
+
+        from shared.key_vault import SecretStore
+
+        client = SecretClient(
+            self.settings.key_vault_url,
+            self.credential,
+            retry_total=2,
+            retry_backoff_factor=0.5,
+            retry_backoff_max=4,
+            connection_timeout=5,
+            read_timeout=10,
+        )
+        return SecretStore(client, self.clock)
+
+    @lazy
+    def tokens(self) -> SamTokenProvider:
+        from shared.sam import SamTokenProvider
+
+        return SamTokenProvider(self.settings, self.secrets, http_session(), self.clock)
+
+    @lazy
+    def partner_center(self) -> PartnerCenterClient:
+        from shared.partner_center import PartnerCenterClient
+
+        return PartnerCenterClient(
+            self.settings.partner_center_base_url,
+            self.tokens,
+            http_session(),
+            read_timeout=self.settings.partner_center_timeout_seconds,
+        )
+
+    @lazy
+    def store(self) -> UpgradeStore:
+        from shared.status_store import UpgradeStore
+        from shared.storage import table_client
+
+        return UpgradeStore(table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential))
+
+    @lazy
+    def idempotency(self) -> IdempotencyStore:
+        from shared.idempotency import IdempotencyStore
+        from shared.storage import table_client
+
+        table = table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential)
+        return IdempotencyStore(table, self.clock)
+
+    @lazy
+    def queue(self) -> StatusQueue:
+        from shared.status_queue import StatusQueue
+        from shared.storage import queue_client
+
+        name = self.settings.status_queue
+        return StatusQueue(
+            queue_client(self.settings.storage, name, lambda: self.credential),
+            queue_client(self.settings.storage, f"{name}-poison", lambda: self.credential),
+        )
+
+    @lazy
+    def callbacks(self) -> CallbackSender:
+        from shared.callbacks import CallbackSender
+
+        return CallbackSender(self.settings, self.secrets, http_session(), self.clock)
+
+    @lazy
+    def tracker(self) -> Tracker:
+        from shared.tracking import Tracker
+
+        return Tracker(
+            self.settings,
+            store=self.store,
+            queue=self.queue,
+            partner_center=self.partner_center,
+            callbacks=self.callbacks,
+            clock=self.clock,
+        )
+
+    @lazy
+    def upgrades(self) -> UpgradeService:
+        from shared.upgrades import UpgradeService
+
+        return UpgradeService(self.settings, self.partner_center, lambda: self.idempotency, self.tracker, self.clock)
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def services() -> Services:
+    """The process's services, built from the environment on first use (raises ConfigurationError)."""
+    global _services  # noqa: PLW0603 - the one lazily built process-wide singleton
+    current = _services
+    if current is not None:
+        return current
+    with _services_lock:
+        if _services is None:
+            _services = Services(Settings.from_env())
+        return _services
+
+
+def reset_services() -> None:
+    global _services  # noqa: PLW0603
+    with _services_lock:
+        _services = None

@@ -1,0 +1,109 @@
+"""The app's own Azure Storage clients: one table and one queue, from `AzureWebJobsStorage`.
+
+Both forms the Functions host accepts work: a connection string, or identity-based
+`AzureWebJobsStorage__queueServiceUri` / `__tableServiceUri` with `__credential` / `__clientId`.
+A missing table or queue is created on first use (locally on Azurite; in Azure the infra creates them).
+Retries are short: these calls sit on the HTTP path, where a quick 503 + Retry-After beats a long wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient
+from azure.identity import ManagedIdentityCredential
+from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from shared.correlation import get_logger
+from shared.errors import DependencyMisconfigured, DependencyUnavailable, UpgradeError
+from shared.settings import StorageSettings
+
+log = get_logger(__name__)
+
+TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10}
+
+
+def storage_credential(storage: StorageSettings, default: Callable[[], TokenCredential]) -> TokenCredential:
+    """The credential for identity-based storage, chosen as the Functions host chooses it."""
+    if (storage.credential or "").lower() == "managedidentity":
+        return ManagedIdentityCredential(client_id=storage.client_id)
+    return default()
+
+
+def table_client(storage: StorageSettings, table: str, credential: Callable[[], TokenCredential]) -> TableClient:
+    options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.5, "retry_backoff_max": 4, **TIMEOUTS}
+    if storage.connection_string:
+        return TableClient.from_connection_string(storage.connection_string, table, **options)
+    assert storage.table_service_uri  # guaranteed by Settings
+    return TableClient(storage.table_service_uri, table, credential=storage_credential(storage, credential), **options)
+
+
+def queue_client(storage: StorageSettings, queue: str, credential: Callable[[], TokenCredential]) -> QueueClient:
+    """Messages are Base64 text, the Functions queue trigger's default encoding."""
+    options: dict[str, Any] = {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": TextBase64DecodePolicy(),
+        "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2),
+        **TIMEOUTS,
+    }
+    if storage.connection_string:
+        return QueueClient.from_connection_string(storage.connection_string, queue, **options)
+    assert storage.queue_service_uri  # guaranteed by Settings
+    return QueueClient(storage.queue_service_uri, queue, credential=storage_credential(storage, credential), **options)
+
+
+class EnsuredResource:
+    """Runs storage operations, creating the table/queue once if it does not exist yet."""
+
+    def __init__(self, kind: str, name: str, create: Callable[[], object]) -> None:
+        self._kind = kind
+        self._name = name
+        self._create = create
+        self._lock = threading.Lock()
+
+    def run[T](self, action: str, operation: Callable[[], T]) -> T:
+        try:
+            try:
+                return operation()
+            except ResourceNotFoundError as error:
+                if not _missing_container(error):
+                    raise
+                with self._lock:
+                    log.info("creating %s %s", self._kind, self._name)
+                    with contextlib.suppress(ResourceExistsError):
+                        self._create()
+                return operation()
+        except UpgradeError:
+            raise
+        except AzureError as error:
+            raise translate(error, f"{self._kind} {self._name}", action) from None
+
+
+def _missing_container(error: Exception) -> bool:
+    code = str(getattr(error, "error_code", "") or "")
+    return code in ("TableNotFound", "QueueNotFound")
+
+
+def translate(error: Exception, what: str, action: str) -> UpgradeError:
+    """Map an azure-core storage error. Logs the type and status only."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    log.warning("storage %s on %s failed: %s (HTTP %s)", action, what, type(error).__name__, status)
+    if isinstance(error, HttpResponseError) and status in (401, 403):
+        return DependencyMisconfigured(
+            f"Azure Storage refused to {action} ({what}, HTTP {status}); grant the app's identity the "
+            "Storage Queue/Table Data Contributor roles"
+        )
+    if isinstance(error, ClientAuthenticationError) and status is None:
+        return DependencyUnavailable("the app's identity could not get a token for Azure Storage", retry_after=10)
+    return DependencyUnavailable(f"Azure Storage is unavailable ({action} on {what} failed)", retry_after=10)

@@ -1,0 +1,126 @@
+"""Submitting an upgrade: Idempotency-Key -> eligibility -> create -> record and schedule -> 202 body.
+
+Once Partner Center has accepted, the caller always gets the 202: recording and scheduling are best effort
+here because the Location the caller receives carries the customerId, and a GET on it recovers the upgrade.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import NotEligible, PartnerCenterFault
+from shared.idempotency import Claim, IdempotencyStore, StoredResponse
+from shared.locations import retry_after_seconds, status_uri
+from shared.partner_center import Deadline, PartnerCenterClient
+from shared.settings import Settings
+from shared.status_store import CallbackState, UpgradeRecord
+from shared.tracking import Tracker
+from shared.validation import UpgradeRequest
+
+log = get_logger(__name__)
+
+CREATE_BUDGET_SECONDS = 60.0
+# Namespace for MS-RequestId values derived from Idempotency-Keys (uuid5), fixed for this app.
+REQUEST_ID_NAMESPACE = uuid.UUID("6c1f3f3e-5d0e-4a49-9a4e-3f4b8f0b7c21")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    body: dict[str, Any]
+    location: str
+    retry_after: int
+
+
+class UpgradeService:
+    def __init__(
+        self,
+        settings: Settings,
+        partner_center: PartnerCenterClient,
+        idempotency: Callable[[], IdempotencyStore],
+        tracker: Tracker,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._pc = partner_center
+        self._idempotency = idempotency
+        self._tracker = tracker
+        self._clock = clock
+
+    def submit(self, request: UpgradeRequest, key: str | None, correlation_id: str, base_url: str) -> Accepted:
+        claim: Claim | None = None
+        request_id = str(uuid.uuid4())
+        if key is not None:
+            fingerprint = request.fingerprint()
+            claimed = self._idempotency().claim(key, fingerprint)
+            if isinstance(claimed, StoredResponse):
+                log.info(
+                    "Idempotency-Key seen before with the same body; replaying upgrade %s",
+                    claimed.body.get("upgradeId"),
+                )
+                return Accepted(claimed.body, claimed.location, claimed.retry_after)
+            claim = claimed
+            request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
+        try:
+            accepted = self._forward(request, request_id, correlation_id, base_url)
+        except BaseException:
+            if claim is not None:
+                self._idempotency().release(claim)
+            raise
+        if claim is not None:
+            self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.location, accepted.retry_after))
+        return accepted
+
+    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, base_url: str) -> Accepted:
+        deadline = Deadline(CREATE_BUDGET_SECONDS)
+        upgrade_id = location = None
+        if self._settings.check_eligibility:
+            eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, deadline)
+            if eligibility.upgrade_id:
+                upgrade_id, location = eligibility.upgrade_id, f"productUpgrades/{eligibility.upgrade_id}"
+                log.info("customer %s already has upgrade %s; returning it", request.customer_id, upgrade_id)
+            elif not eligibility.is_eligible:
+                raise NotEligible(
+                    f"customer {request.customer_id} is not eligible for the upgrade to the Azure plan: "
+                    f"{eligibility.reason or 'Partner Center gave no reason'}",
+                    PartnerCenterFault(
+                        200, None, eligibility.reason, eligibility.request_id, eligibility.correlation_id
+                    ),
+                )
+        existing = upgrade_id is not None
+        if upgrade_id is None or location is None:
+            created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, deadline)
+            upgrade_id, location = created.upgrade_id, created.location
+            log.info("Partner Center accepted upgrade %s for customer %s", upgrade_id, request.customer_id)
+
+        now = self._clock.now()
+        record = self._tracker.start(
+            UpgradeRecord(
+                upgrade_id=upgrade_id,
+                customer_id=request.customer_id,
+                product_family=request.product_family,
+                created_at=now,
+                updated_at=now,
+                next_check_at=now + self._settings.first_check_seconds,
+                partner_center_location=location,
+                correlation_id=correlation_id,
+                callback_url=request.callback_url,
+                callback_state=CallbackState.NONE,
+            )
+        )
+        uri = status_uri(base_url, upgrade_id, request.customer_id)
+        body = {
+            "upgradeId": upgrade_id,
+            "customerId": request.customer_id,
+            "productFamily": request.product_family,
+            "status": str(record.status),
+            "partnerCenterLocation": location,
+            "statusUri": uri,
+            "existing": existing,
+            "correlationId": correlation_id,
+        }
+        return Accepted(body, uri, retry_after_seconds(self._settings.first_check_seconds))
