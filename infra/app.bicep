@@ -1,0 +1,189 @@
+// The function app on the Flex Consumption plan (FC1), Python 3.13, run as one user-assigned managed
+// identity. Runtime and deployment source live in functionAppConfig: Flex apps carry no
+// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION / WEBSITE_RUN_FROM_PACKAGE app settings.
+
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('azd service name (azure.yaml services.<name>); azd finds the app by this tag.')
+param serviceName string = 'api'
+
+@description('Resource id of the user-assigned managed identity.')
+param identityId string
+
+@description('Client id of the user-assigned managed identity.')
+param identityClientId string
+
+@description('Primary endpoints of the storage account (end with /).')
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+
+param deploymentContainerName string
+param applicationInsightsName string
+param keyVaultUri string
+param statusQueueName string
+param upgradesTableName string
+
+@description('Upper bound of scale-out; keeps bursts within Partner Center throttling.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// ---- settings a partner chooses (see main.bicep for descriptions)
+param partnerTenantId string
+param partnerCenterBaseUrl string
+param authorityHost string
+param publicBaseUrl string = ''
+param callbackAllowedHosts string = ''
+param checkEligibility bool = true
+param statusFirstCheckSeconds int
+param statusMaxIntervalSeconds int
+param statusMaxTrackingHours int
+param partnerCenterTimeoutSeconds int
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// Every setting the app reads (shared/settings.py SETTINGS, plus the identity-based AzureWebJobsStorage
+// suffixes) and the platform settings the host, the Python worker and azure-identity read.
+// tests/test_infra.py compares this object with shared/settings.py: wire every new setting here.
+var appSettings = {
+  // Host storage and the app's own queue/table clients, identity-based (no connection string).
+  AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // DefaultAzureCredential (Key Vault, storage SDK clients) picks the user-assigned identity.
+  AZURE_CLIENT_ID: identityClientId
+  // Telemetry: Entra-authenticated ingestion; the Python worker exports through OpenTelemetry
+  // (host.json "telemetryMode": "OpenTelemetry").
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // The app's contract (DESIGN.md "Settings").
+  KEY_VAULT_URL: keyVaultUri
+  PARTNER_TENANT_ID: partnerTenantId
+  PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
+  AZURE_AUTHORITY_HOST: authorityHost
+  PARTNER_CENTER_APP_ID_SECRET: 'partner-center-app-id'
+  PARTNER_CENTER_APP_SECRET_SECRET: 'partner-center-app-secret'
+  PARTNER_CENTER_REFRESH_TOKEN_SECRET: 'partner-center-refresh-token'
+  CALLBACK_SIGNING_KEY_SECRET: 'callback-signing-key'
+  UPGRADE_STATUS_QUEUE: statusQueueName
+  UPGRADES_TABLE: upgradesTableName
+  CHECK_ELIGIBILITY: checkEligibility ? 'true' : 'false'
+  STATUS_FIRST_CHECK_SECONDS: string(statusFirstCheckSeconds)
+  STATUS_MAX_INTERVAL_SECONDS: string(statusMaxIntervalSeconds)
+  STATUS_MAX_TRACKING_HOURS: string(statusMaxTrackingHours)
+  PARTNER_CENTER_TIMEOUT_SECONDS: string(partnerCenterTimeoutSeconds)
+}
+
+// Settings the app treats as unset when missing: set only when the partner chose a value.
+var optionalAppSettings = union(
+  empty(publicBaseUrl) ? {} : { PUBLIC_BASE_URL: publicBaseUrl },
+  empty(callbackAllowedHosts) ? {} : { CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts }
+)
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+  // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions and fails the deployment elsewhere; storage is zone-redundant by default (storage.bicep), set properties.zoneRedundant here where the chosen region offers it.
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      // Set with the site itself, so the app never starts without its storage and identity settings.
+      appSettings: [for setting in items(union(appSettings, optionalAppSettings)): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.13'
+      }
+    }
+  }
+  // checkov:skip=CKV_AZURE_222: public HTTP API by design: Power Automate flows, CRM webhooks and partner services call it; every route is authLevel function (key) and HTTPS-only.
+  // checkov:skip=CKV_AZURE_17: callers (Power Automate HTTP action, webhooks) authenticate with function keys and cannot present client certificates.
+  // checkov:skip=CKV_AZURE_213: the HTTP contract has no health route, and Flex Consumption scales to zero; readiness is observed in Application Insights.
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by design; add always-ready instances (functionAppConfig.scaleAndConcurrency.alwaysReady) if cold starts matter.
+}
+
+// Publishing with FTP or basic-auth SCM credentials is off; azd deploys with an Entra token.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName
+output uri string = 'https://${functionApp.properties.defaultHostName}'
+output apiBaseUrl string = 'https://${functionApp.properties.defaultHostName}/api'
