@@ -1,0 +1,235 @@
+"""Queue trigger listener with the WebJobs storage extension's semantics (QueueListener / QueueProcessor).
+
+* Messages are received ``batchSize`` at a time, invisible for 10 minutes while being processed; the next
+  batch is fetched once no more than ``newBatchThreshold`` messages are still running (so at most
+  ``batchSize + newBatchThreshold`` run concurrently, each on its own thread).
+* While the queue is empty the poll interval backs off exponentially (randomized, from 100 ms) up to
+  ``maxPollingInterval``; after a non-empty batch the queue is polled again at once.
+* ``messageEncoding: base64`` (default) decodes the body; a body that is not valid base64 goes straight to
+  ``<queue>-poison``. ``none`` passes the text through.
+* Success deletes the message. Failure: when ``DequeueCount >= maxDequeueCount`` the original message is
+  copied to ``<queue>-poison`` and deleted, otherwise it becomes visible again after ``visibilityTimeout``.
+  A message already dequeued more than ``maxDequeueCount`` times is poisoned without running.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue import QueueMessage, QueueServiceClient
+
+from devhost.config import FunctionConfig, QueueOptions
+from devhost.errors import DevHostError, InvocationError
+from devhost.worker import FunctionHost, QueueTriggerMetadata
+
+log = logging.getLogger("devhost.queue")
+
+RECEIVE_VISIBILITY_TIMEOUT = 10 * 60  # seconds a received message stays invisible while it runs
+MINIMUM_POLLING_INTERVAL = 0.1
+
+
+class PollingBackoff:
+    """WebJobs' RandomizedExponentialBackoffStrategy between empty polls."""
+
+    def __init__(self, maximum: float, minimum: float = MINIMUM_POLLING_INTERVAL) -> None:
+        self.minimum = min(minimum, maximum)
+        self.maximum = maximum
+        self.reset()
+
+    def reset(self) -> None:
+        self.current = self.minimum
+        self._exponent = 0
+
+    def next_delay(self) -> float:
+        if self.current < self.maximum:
+            jitter = random.uniform(0.8, 1.2)  # noqa: S311 - polling jitter, not security
+            candidate = self.minimum + jitter * (2**self._exponent) * self.minimum
+            if candidate < self.maximum:
+                self.current = candidate
+                self._exponent += 1
+            else:
+                self.current = self.maximum
+        return self.current
+
+
+class QueuePoller:
+    """Polls one queue-triggered function's queue and invokes the function for each message."""
+
+    def __init__(
+        self, host: FunctionHost, function: FunctionConfig, service: QueueServiceClient, options: QueueOptions
+    ) -> None:
+        self.host = host
+        self.function = function.name
+        self.options = options
+        self.queue_name = function.queue_name
+        self.poison_queue_name = f"{self.queue_name}-poison"
+        self.binary = function.trigger.data_type == "binary"
+        self._queue = service.get_queue_client(self.queue_name)
+        self._poison = service.get_queue_client(self.poison_queue_name)
+        self._backoff = PollingBackoff(options.max_polling_interval)
+        self._stop = threading.Event()
+        self._slots = threading.Condition()
+        self._in_flight = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._receive_failing = False
+
+    @property
+    def queue_url(self) -> str:
+        return str(self._queue.url)
+
+    def start(self) -> None:
+        for client in (self._queue, self._poison):
+            try:
+                client.create_queue()
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:
+                raise DevHostError(
+                    f"Function '{self.function}': cannot create queue '{client.queue_name}' at "
+                    f"{client.primary_endpoint}: {type(exc).__name__}: {exc.message}"
+                ) from None
+        self._stop.clear()
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.options.batch_size + self.options.new_batch_threshold,
+            thread_name_prefix=f"devhost-{self.function}",
+        )
+        self._thread = threading.Thread(target=self._run, name=f"devhost-poll-{self.function}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and wait for the messages already being processed."""
+        self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._thread, self._executor = None, None
+
+    # ------------------------------------------------------------------------------------------ polling
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._slots:
+                while self._in_flight > self.options.new_batch_threshold and not self._stop.is_set():
+                    self._slots.wait()
+            if self._stop.is_set():
+                return
+            messages = self._receive()
+            if messages is None or not messages:
+                self._stop.wait(self._backoff.next_delay())
+                continue
+            self._backoff.reset()
+            for message in messages:
+                with self._slots:
+                    self._in_flight += 1
+                if self._executor is None:
+                    return
+                self._executor.submit(self._process, message)
+
+    def _receive(self) -> list[QueueMessage] | None:
+        try:
+            messages = list(
+                self._queue.receive_messages(
+                    max_messages=self.options.batch_size,
+                    messages_per_page=self.options.batch_size,
+                    visibility_timeout=RECEIVE_VISIBILITY_TIMEOUT,
+                )
+            )
+        except AzureError as exc:
+            if not self._receive_failing:
+                log.warning(
+                    "%s: cannot receive from queue '%s' (%s: %s); retrying",
+                    self.function,
+                    self.queue_name,
+                    type(exc).__name__,
+                    exc.message,
+                )
+                self._receive_failing = True
+            return None
+        if self._receive_failing:
+            log.info("%s: receiving from queue '%s' again", self.function, self.queue_name)
+            self._receive_failing = False
+        return messages
+
+    # ------------------------------------------------------------------------------------------ messages
+    def _process(self, message: QueueMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:
+            log.exception("%s: unexpected error handling message %s", self.function, message.id)
+        finally:
+            with self._slots:
+                self._in_flight -= 1
+                self._slots.notify_all()
+
+    def _handle(self, message: QueueMessage) -> None:
+        started = time.perf_counter()
+        dequeue_count = int(message.dequeue_count or 1)
+        if dequeue_count > self.options.max_dequeue_count:
+            self._finish(message, started, "skipped: dequeue count above maxDequeueCount", poison=True)
+            return
+        body = self._decode(str(message.content or ""))
+        if body is None:
+            self._finish(message, started, "failed: message is not valid base64", poison=True)
+            return
+        metadata = QueueTriggerMetadata(
+            id=str(message.id),
+            dequeue_count=dequeue_count,
+            insertion_time=message.inserted_on,
+            expiration_time=message.expires_on,
+            next_visible_time=message.next_visible_on,
+            pop_receipt=str(message.pop_receipt or ""),
+        )
+        try:
+            self.host.invoke_queue(self.function, body, metadata)
+        except InvocationError:
+            self._finish(message, started, "failed", poison=dequeue_count >= self.options.max_dequeue_count)
+        else:
+            self._finish(message, started, "ok", poison=False, delete=True)
+
+    def _decode(self, content: str) -> str | bytes | None:
+        if self.options.message_encoding == "none":
+            return content.encode("utf-8") if self.binary else content
+        try:
+            raw = base64.b64decode("".join(content.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return raw if self.binary else raw.decode("utf-8", "replace")
+
+    def _finish(
+        self, message: QueueMessage, started: float, outcome: str, *, poison: bool, delete: bool = False
+    ) -> None:
+        suffix = ""
+        try:
+            if poison:
+                self._poison.send_message(message.content)  # the original text, still encoded
+                self._queue.delete_message(message)
+                suffix = f", moved to {self.poison_queue_name}"
+            elif delete:
+                self._queue.delete_message(message)
+            else:
+                self._queue.update_message(message, visibility_timeout=int(self.options.visibility_timeout))
+        except AzureError as exc:
+            suffix = f" (queue update failed: {type(exc).__name__}: {exc.message})"
+        elapsed = (time.perf_counter() - started) * 1000
+        level = logging.INFO if outcome == "ok" else logging.WARNING
+        log.log(
+            level,
+            "%s queue=%s id=%s dequeue=%s -> %s (%.0f ms)%s",
+            self.function,
+            self.queue_name,
+            message.id,
+            message.dequeue_count,
+            outcome,
+            elapsed,
+            suffix,
+        )
