@@ -1,0 +1,297 @@
+"""Partner Center's product-upgrade API: create, eligibility and status, with customer profiles.
+
+Routes (matched case-insensitively, like ASP.NET routing): "create" `POST /v1/productupgrades`,
+"eligibility" `POST /v1/productUpgrades/eligibility`, "status" `POST /v1/productUpgrades/{id}/status`.
+Every request needs a Bearer token that the `EntraStandIn` given as `entra=` issued for
+`https://api.partnercenter.microsoft.com` (or for the stand-in's own URL, see `audiences`); every answer
+carries MS-RequestId and MS-CorrelationId (the caller's, or new GUIDs), MS-CV and MS-ServerId. Codes and
+texts follow docs/partner-center-api.md §1; a 429 has the other documented body shape
+`{"statusCode": 429, "message": ...}` and a `Retry-After`.
+
+A customer's `progression` is a list of `Step`s: `after_seconds` counts from the upgrade's creation on the
+stand-in's clock, and the status reported is the last step reached. Creates are idempotent by MS-RequestId.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.entra import PARTNER_CENTER_RESOURCE, EntraStandIn
+from sandbox.faults import Fault
+from sandbox.server import Clock, Recorded, Response, Route, StandIn
+from sandbox.tls import LocalCA
+
+SOURCE = "PartnerFD"
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Step:
+    """From `after_seconds` after creation on, the upgrade reports `status` (and these line items/errors)."""
+
+    after_seconds: float
+    status: str
+    line_items: list[dict[str, Any]] | None = None
+    error_details: dict[str, Any] | None = None
+
+
+DEFAULT_PROGRESSION = (Step(0, "InProgress"), Step(30 * 60, "Completed"))
+
+
+@dataclass
+class Customer:
+    """How Partner Center behaves for one customer tenant."""
+
+    customer_id: str
+    eligible: bool = True
+    reason: str | None = None
+    existing_upgrade_id: str | None = None
+    create_error: tuple[int, str, str] | None = None  # (HTTP status, Partner Center code, description)
+    progression: list[Step] = field(default_factory=lambda: list(DEFAULT_PROGRESSION))
+    latency: float = 0.0
+    name: str = ""
+    summary: str = ""
+
+
+@dataclass
+class Upgrade:
+    upgrade_id: str
+    customer_id: str
+    product_family: str
+    created_at: float
+    progression: list[Step]
+    source_product_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    target_product_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def step_at(self, now: float) -> tuple[Step, float]:
+        """The last step reached at `now`, and when it was reached."""
+        reached = [s for s in self.progression if now - self.created_at >= s.after_seconds]
+        step = reached[-1] if reached else Step(0, "InProgress")
+        return step, self.created_at + step.after_seconds
+
+    def status_at(self, now: float) -> str:
+        return self.step_at(now)[0].status
+
+    def is_final_at(self, now: float) -> bool:
+        status = self.status_at(now).lower()
+        return status == "completed" or "fail" in status
+
+    def body_at(self, now: float) -> dict[str, Any]:
+        step, reached_at = self.step_at(now)
+        if step.line_items is not None:
+            line_items = copy.deepcopy(step.line_items)
+        else:
+            item: dict[str, Any] = {
+                "sourceProduct": {"id": self.source_product_id, "name": "AzureSubscription"},
+                "targetProduct": {"id": self.target_product_id, "name": "Microsoft Azure plan"},
+                "status": step.status,
+            }
+            if step.status.lower() == "completed":
+                item["upgradedDate"] = _iso(reached_at)
+            line_items = [item]
+        body: dict[str, Any] = {
+            "id": self.upgrade_id,
+            "productFamily": "Azure",
+            "status": step.status,
+            "lineItems": line_items,
+        }
+        if step.error_details is not None:
+            body["errorDetails"] = copy.deepcopy(step.error_details)
+        return body
+
+
+class PartnerCenterStandIn(StandIn):
+    name = "partner-center"
+
+    def __init__(self, *, ca: LocalCA, entra: EntraStandIn, clock: Clock = time.time, port: int = 0) -> None:
+        super().__init__(ca=ca, clock=clock, port=port)
+        self.entra = entra
+        self.default_customer = Customer(customer_id="")
+        self.customers: dict[str, Customer] = {}
+        self.upgrades: dict[str, Upgrade] = {}
+        self.creates = 0  # upgrades actually created by the create route
+        self._seen_requests: dict[tuple[str, str], str] = {}  # (MS-RequestId, body) -> upgrade id
+
+    # --- test helpers
+
+    def add_customer(self, customer: Customer) -> None:
+        with self._lock:
+            self.customers[customer.customer_id.lower()] = customer
+            existing = customer.existing_upgrade_id
+            if existing and existing.lower() not in self.upgrades:
+                self.seed_upgrade(customer.customer_id, existing)
+
+    def customer(self, customer_id: str) -> Customer:
+        with self._lock:
+            known = self.customers.get(customer_id.lower())
+            return known if known is not None else replace(self.default_customer, customer_id=customer_id)
+
+    def seed_upgrade(self, customer_id: str, upgrade_id: str | None = None, created_at: float | None = None) -> str:
+        """Record an upgrade as if created earlier (no request, not counted in `creates`); returns its id."""
+        with self._lock:
+            upgrade = Upgrade(
+                upgrade_id=upgrade_id or str(uuid.uuid4()),
+                customer_id=customer_id,
+                product_family="Azure",
+                created_at=self.clock() if created_at is None else created_at,
+                progression=list(self.customer(customer_id).progression),
+            )
+            self.upgrades[upgrade.upgrade_id.lower()] = upgrade
+            return upgrade.upgrade_id
+
+    def on_reset(self) -> None:
+        self.creates = 0
+
+    # --- protocol
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("POST", "/v1/productupgrades/?", "create", self._create, ignore_case=True),
+            Route("POST", "/v1/productupgrades/eligibility/?", "eligibility", self._eligibility, ignore_case=True),
+            Route("POST", "/v1/productupgrades/(?P<id>[^/]+)/status/?", "status", self._status, ignore_case=True),
+        ]
+
+    @property
+    def audiences(self) -> tuple[str, str]:
+        """Token audiences accepted: Partner Center's resource, and this stand-in's own URL (what a client gets
+        when it builds the scope from its base URL, `{PARTNER_CENTER_BASE_URL}/user_impersonation`)."""
+        return (PARTNER_CENTER_RESOURCE, self.url)
+
+    def authenticate(self, request: Recorded) -> Response | None:
+        token = request.bearer_token()
+        if token and any(self.entra.is_valid_access_token(token, audience) for audience in self.audiences):
+            return None
+        response = _error(401, "800001", "Partner token is missing in the request context")
+        response.headers["WWW-Authenticate"] = f'OAuth realm="{PARTNER_CENTER_RESOURCE}"'
+        return response
+
+    def response_headers(self, request: Recorded) -> dict[str, str]:
+        cv = request.headers.get("MS-CV")
+        return {
+            "MS-RequestId": request.headers.get("MS-RequestId") or str(uuid.uuid4()),
+            "MS-CorrelationId": request.headers.get("MS-CorrelationId") or str(uuid.uuid4()),
+            "MS-CV": f"{cv}.1" if cv else base64.b64encode(secrets.token_bytes(12)).decode() + ".0",
+            "MS-ServerId": "101112616",
+        }
+
+    def fault_response(self, fault: Fault) -> Response:
+        if fault.status == 429 and fault.retry_after is None:
+            fault = replace(fault, retry_after=1)
+        return super().fault_response(fault)
+
+    def fault_body(self, status: int, retry_after: int | None) -> Any:
+        if status == 429:
+            return {"statusCode": 429, "message": f"Rate limit is exceeded. Try again in {retry_after} seconds."}
+        if status == 401:
+            return _error(401, "800001", "Partner token is missing in the request context").body
+        if status >= 500:
+            return _error(status, "800003", "Unexpected service error.").body
+        return _error(status, "800002", "Invalid request input.").body
+
+    def not_found(self, request: Recorded) -> Response:
+        return _error(404, "800002", f"The resource {request.path} was not found.")
+
+    def _create(self, request: Recorded, params: dict[str, str]) -> Response:
+        parsed = _upgrade_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        customer_id, family = parsed
+        customer = self.customer(customer_id)
+        if customer.latency > 0:
+            time.sleep(customer.latency)
+        request_id = (request.headers.get("MS-RequestId") or "").lower()
+        seen_key = (request_id, f"{customer_id.lower()}|{family.lower()}")
+        with self._lock:
+            upgrade_id = self._seen_requests.get(seen_key) if request_id else None
+            if upgrade_id is None:
+                refusal = self._refuse_create(customer)
+                if refusal is not None:
+                    return refusal
+                upgrade_id = self.seed_upgrade(customer_id)
+                self.creates += 1
+                if request_id:
+                    self._seen_requests[seen_key] = upgrade_id
+        return Response(202, None, {"Location": f"productUpgrades/{upgrade_id}"})
+
+    def _refuse_create(self, customer: Customer) -> Response | None:
+        if customer.create_error is not None:
+            return _error(*customer.create_error)
+        active = self._active_upgrade(customer.customer_id)
+        if active is not None:
+            return _error(409, "900109", f"Not allowed because original upgrade {active} is still in progress.")
+        if not customer.eligible:
+            return _error(403, "900120", f"Cannot process Azure upgrade. {customer.reason or ''}".strip())
+        return None
+
+    def _eligibility(self, request: Recorded, params: dict[str, str]) -> Response:
+        parsed = _upgrade_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        customer_id, family = parsed
+        customer = self.customer(customer_id)
+        if customer.latency > 0:
+            time.sleep(customer.latency)
+        body: dict[str, Any] = {"customerId": customer_id, "productFamily": family, "isEligible": customer.eligible}
+        with self._lock:
+            upgrade_id = customer.existing_upgrade_id or self._active_upgrade(customer_id)
+        if upgrade_id:
+            body["upgradeId"] = upgrade_id
+        if not customer.eligible:
+            body["reason"] = customer.reason or "The customer is not eligible for the upgrade."
+        return Response(200, body)
+
+    def _status(self, request: Recorded, params: dict[str, str]) -> Response:
+        parsed = _upgrade_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        customer_id, _ = parsed
+        customer = self.customer(customer_id)
+        if customer.latency > 0:
+            time.sleep(customer.latency)
+        with self._lock:
+            upgrade = self.upgrades.get(params["id"].lower())
+            if upgrade is None:
+                return _error(404, "900106", f"No upgrade request found for upgrade {params['id']}.")
+            if upgrade.customer_id.lower() != customer_id.lower():
+                message = f"The upgrade {upgrade.upgrade_id} belongs to a different customer."
+                return _error(400, "900111", message)
+            return Response(200, upgrade.body_at(self.clock()))
+
+    def _active_upgrade(self, customer_id: str) -> str | None:
+        now = self.clock()
+        for upgrade in self.upgrades.values():
+            if upgrade.customer_id.lower() == customer_id.lower() and not upgrade.is_final_at(now):
+                return upgrade.upgrade_id
+        return None
+
+
+def _upgrade_request(request: Recorded) -> tuple[str, str] | Response:
+    """(customerId, productFamily) of a ProductUpgradeRequest body, or the error answer."""
+    body = request.json
+    if not isinstance(body, dict) or not isinstance(body.get("customerId"), str):
+        return _error(400, "800002", "Invalid request input.")
+    family = body.get("productFamily")
+    if not isinstance(family, str) or not family:
+        return _error(400, "800002", "Invalid request input: productFamily is required.")
+    if not _GUID.fullmatch(body["customerId"]):
+        return _error(400, "900118", "Invalid customer ID.")
+    if family.lower() != "azure":
+        return _error(400, "900107", "Azure catalog item not found.")
+    return body["customerId"], family
+
+
+def _error(status: int, code: str, description: str) -> Response:
+    return Response(status, {"code": code, "description": description, "data": [], "source": SOURCE})
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}Z"

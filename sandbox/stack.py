@@ -1,0 +1,127 @@
+"""The whole outside world in one object: managed identity, Key Vault, Entra ID and Partner Center.
+
+    with Sandbox(tmp_path) as sandbox:
+        seed = sandbox.seed_sam_credentials()
+        sandbox.add_demo_customers()
+        env = sandbox.environment()   # what the app needs to reach them the way Azure would
+
+The app must run with `environment()` applied and with AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and
+AZURE_TENANT_ID unset, so that DefaultAzureCredential picks the managed-identity stand-in. `clock` drives
+Entra (token and refresh-token lifetimes), Key Vault (version timestamps) and Partner Center (progressions);
+the managed-identity stand-in always runs on real time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from sandbox.customers import DEMO_CUSTOMERS
+from sandbox.entra import EntraStandIn
+from sandbox.key_vault import KeyVaultStandIn
+from sandbox.managed_identity import ManagedIdentityStandIn
+from sandbox.partner_center import PartnerCenterStandIn
+from sandbox.server import Clock, StandIn
+from sandbox.tls import LocalCA
+from sandbox.tokens import DEFAULT_TENANT_ID
+
+APP_ID_SECRET = "partner-center-app-id"
+APP_SECRET_SECRET = "partner-center-app-secret"
+REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
+CALLBACK_SIGNING_KEY_SECRET = "callback-signing-key"
+
+
+@dataclass(frozen=True)
+class SamSeed:
+    """The SAM credentials written to the Key Vault stand-in, for assertions."""
+
+    app_id: str
+    app_secret: str
+    refresh_token: str
+    callback_signing_key: str
+    refresh_token_version: str
+
+
+class Sandbox:
+    def __init__(self, workdir: Path, *, tenant_id: str = DEFAULT_TENANT_ID, clock: Clock = time.time) -> None:
+        self.workdir = workdir
+        self.tenant_id = tenant_id
+        self.clock = clock
+        self.ca = LocalCA(workdir / "tls")
+        # Real time, whatever `clock` says: managed-identity tokens are cached by azure-identity and checked by
+        # Azurite, and both only know real time. Everything else follows `clock`.
+        self.identity = ManagedIdentityStandIn(tenant_id=tenant_id)
+        self.key_vault = KeyVaultStandIn(ca=self.ca, identity=self.identity, clock=clock)
+        self.entra = EntraStandIn(ca=self.ca, tenant_id=tenant_id, clock=clock)
+        self.partner_center = PartnerCenterStandIn(ca=self.ca, entra=self.entra, clock=clock)
+
+    @property
+    def stand_ins(self) -> tuple[StandIn, ...]:
+        return (self.identity, self.key_vault, self.entra, self.partner_center)
+
+    def start(self) -> Self:
+        started: list[StandIn] = []
+        try:
+            for stand_in in self.stand_ins:
+                stand_in.start()
+                started.append(stand_in)
+        except BaseException:
+            for stand_in in reversed(started):
+                stand_in.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for stand_in in reversed(self.stand_ins):
+            stand_in.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Reset every stand-in's log, faults, latency and counters (stored state stays)."""
+        for stand_in in self.stand_ins:
+            stand_in.reset()
+
+    def seed_sam_credentials(self, *, refresh_token_age_hours: float = 0.0) -> SamSeed:
+        """Register a SAM app in Entra, issue its refresh token (aged as asked, in Entra and in Key Vault) and
+        store app id, app secret, refresh token and a callback signing key under the default secret names."""
+        app_id = str(uuid.uuid4())
+        app_secret = secrets.token_urlsafe(30)
+        issued_at = self.clock() - refresh_token_age_hours * 3600
+        self.entra.register_app(app_id, app_secret)
+        refresh_token = self.entra.issue_refresh_token(app_id, issued_at=issued_at)
+        signing_key = secrets.token_hex(32)
+        self.key_vault.seed(APP_ID_SECRET, app_id)
+        self.key_vault.seed(APP_SECRET_SECRET, app_secret)
+        version = self.key_vault.seed(REFRESH_TOKEN_SECRET, refresh_token, created=issued_at)
+        self.key_vault.seed(CALLBACK_SIGNING_KEY_SECRET, signing_key)
+        return SamSeed(app_id, app_secret, refresh_token, signing_key, version)
+
+    def add_demo_customers(self) -> None:
+        for customer in DEMO_CUSTOMERS:
+            self.partner_center.add_customer(dataclasses.replace(customer))
+
+    def environment(self) -> dict[str, str]:
+        bundle = str(self.ca.bundle_path)
+        return {
+            "KEY_VAULT_URL": self.key_vault.url,
+            "PARTNER_TENANT_ID": self.tenant_id,
+            "PARTNER_CENTER_BASE_URL": self.partner_center.url,
+            "AZURE_AUTHORITY_HOST": self.entra.url,
+            **self.identity.environment(),
+            "REQUESTS_CA_BUNDLE": bundle,
+            "SSL_CERT_FILE": bundle,
+            "CURL_CA_BUNDLE": bundle,
+        }
