@@ -22,14 +22,6 @@ from typing import Any
 import pytest
 import requests
 from openapi_spec_validator import validate
-from support.openapi_contract import (
-    Observed,
-    assert_all_described,
-    check_response,
-    described_statuses,
-    schema_errors,
-    spec,
-)
 
 import shared.errors as app_errors
 from shared.callbacks import sign as app_sign
@@ -62,6 +54,14 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
+# Loaded by path, so this module does not depend on `tests` being on sys.path (pythonpath).
+openapi_contract = _load("openapi_contract", ROOT / "tests" / "support" / "openapi_contract.py")
+Observed = openapi_contract.Observed
+assert_all_described = openapi_contract.assert_all_described
+check_response = openapi_contract.check_response
+described_statuses = openapi_contract.described_statuses
+schema_errors = openapi_contract.schema_errors
+spec = openapi_contract.spec
 build_connector = _load("build_connector", ROOT / "openapi" / "build_connector.py")
 webhook_receiver = _load("webhook_receiver", ROOT / "examples" / "webhook_receiver.py")
 microservice_client = _load("microservice_client", ROOT / "examples" / "microservice_client.py")

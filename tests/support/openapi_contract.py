@@ -3,7 +3,8 @@
 Call it for every response a test observes; it returns human-readable violations instead of raising, so a
 test can assert on them or collect them across a run::
 
-    from support.openapi_contract import assert_all_described, check_response
+    from support.openapi_contract import assert_all_described, check_response  # with `tests` on pythonpath
+    # (or `tests.support.openapi_contract` with only the repo root on it; tests/test_openapi.py loads it by path)
 
     response = session.post(f"{base}/api/upgrades", json=body)
     assert check_response("POST", response.url, response.status_code, response.headers, response.content) == []
