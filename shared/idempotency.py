@@ -21,7 +21,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, UpgradeError
-from shared.storage import EnsuredResource
+from shared.storage import EnsuredResource, error_code
 
 log = get_logger(__name__)
 
@@ -101,7 +101,7 @@ class IdempotencyStore:
         try:
             existing = self._table.get_entity(partition_key, ROW_KEY)
         except ResourceNotFoundError as error:
-            if getattr(error, "error_code", None) == "TableNotFound":
+            if error_code(error) == "TableNotFound":
                 raise
             raise IdempotencyKeyInFlight("the Idempotency-Key changed hands while it was checked; retry") from None
         age = now - float(existing.get("createdAt", 0))

@@ -6,7 +6,7 @@ One `requests.Session` per process (pooled keep-alive connections). Every call:
 - retries 429 (after its Retry-After), 408/5xx, timeouts and connection failures with the SAME
   MS-RequestId, which is what makes retrying the create POST safe: Partner Center de-duplicates on it;
 - forces one token refresh on a 401;
-- stops when the caller's `Deadline` would be exceeded, so an HTTP answer stays far below the 230 s
+- stops when the caller's `Budget` (time and attempts) would be exceeded, so an HTTP answer stays far below the 230 s
   front-end limit. A 429 whose Retry-After does not fit in the budget is passed on at once.
 The loop is hand-written rather than a urllib3 `Retry` because the 401 refresh, the shared deadline and the
 give-up-early rule for long Retry-After values need to see each response.
@@ -51,11 +51,17 @@ RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
 
 
-class Deadline:
-    """A time budget shared by all Partner Center calls of one request or message."""
+class Budget:
+    """Time and attempts allowed for each Partner Center call of one request or message.
 
-    def __init__(self, seconds: float) -> None:
+    The create path retries in-process and waits out a 429 that fits (the caller waits for one answer); a
+    queue-triggered check tries less and never sleeps on a 429, because the queue reschedules it instead.
+    """
+
+    def __init__(self, seconds: float, attempts: int = MAX_ATTEMPTS, *, wait_when_throttled: bool = True) -> None:
         self._end = time.monotonic() + seconds
+        self.attempts = attempts
+        self.wait_when_throttled = wait_when_throttled
 
     def remaining(self) -> float:
         return max(0.0, self._end - time.monotonic())
@@ -97,9 +103,9 @@ class PartnerCenterClient:
         self._session = session
         self._read_timeout = read_timeout
 
-    def check_eligibility(self, customer_id: str, product_family: str, deadline: Deadline) -> Eligibility:
+    def check_eligibility(self, customer_id: str, product_family: str, budget: Budget) -> Eligibility:
         body = {"customerId": customer_id, "productFamily": product_family}
-        response = self._call("eligibility", ELIGIBILITY_PATH, body, str(uuid.uuid4()), deadline)
+        response = self._call("eligibility", ELIGIBILITY_PATH, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
             raise _rejection(response, f"Partner Center refused the eligibility check for customer {customer_id}")
         document = _json_object(response)
@@ -113,11 +119,9 @@ class PartnerCenterClient:
             correlation_id=response.headers.get("MS-CorrelationId"),
         )
 
-    def create_upgrade(
-        self, customer_id: str, product_family: str, request_id: str, deadline: Deadline
-    ) -> CreatedUpgrade:
+    def create_upgrade(self, customer_id: str, product_family: str, request_id: str, budget: Budget) -> CreatedUpgrade:
         body = {"customerId": customer_id, "productFamily": product_family}
-        response = self._call("create", CREATE_PATH, body, request_id, deadline)
+        response = self._call("create", CREATE_PATH, body, request_id, budget)
         if not 200 <= response.status_code < 300:
             raise _rejection(response, f"Partner Center refused the upgrade for customer {customer_id}")
         location = response.headers.get("Location", "").strip()
@@ -130,10 +134,10 @@ class PartnerCenterClient:
             )
         return CreatedUpgrade(upgrade_id=upgrade_id.lower(), location=location)
 
-    def get_status(self, upgrade_id: str, customer_id: str, product_family: str, deadline: Deadline) -> StatusReport:
+    def get_status(self, upgrade_id: str, customer_id: str, product_family: str, budget: Budget) -> StatusReport:
         body = {"customerId": customer_id, "productFamily": product_family}
         path = STATUS_PATH.format(upgrade_id=upgrade_id)
-        response = self._call("status", path, body, str(uuid.uuid4()), deadline)
+        response = self._call("status", path, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
             fault = _fault(response)
             if response.status_code == 404 or fault.code in UNKNOWN_UPGRADE_CODES:
@@ -151,9 +155,7 @@ class PartnerCenterClient:
             error_details=details if isinstance(details, dict) else None,
         )
 
-    def _call(
-        self, route: str, path: str, body: dict[str, Any], request_id: str, deadline: Deadline
-    ) -> requests.Response:
+    def _call(self, route: str, path: str, body: dict[str, Any], request_id: str, budget: Budget) -> requests.Response:
         url = self._base_url + path
         payload = json.dumps(body)
         correlation_id = current_correlation_id()
@@ -175,7 +177,7 @@ class PartnerCenterClient:
                 "X-Locale": LOCALE,
                 "MS-PartnerCenter-Application": APPLICATION_NAME,
             }
-            remaining = deadline.remaining()
+            remaining = budget.remaining()
             if remaining < 0.05:
                 raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {route}")
             timeout = (min(CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
@@ -219,7 +221,7 @@ class PartnerCenterClient:
                     )
                 if status == 429:
                     wait = _retry_after(response) or _backoff(attempt)
-                    if attempt >= MAX_ATTEMPTS or wait >= deadline.remaining():
+                    if not budget.wait_when_throttled or attempt >= budget.attempts or wait >= budget.remaining():
                         raise PartnerCenterThrottled(
                             f"Partner Center is throttling the {route} call; retry after {wait} seconds",
                             retry_after=max(1, round(wait)),
@@ -233,7 +235,7 @@ class PartnerCenterClient:
                     f"Partner Center failed the {route} call with HTTP {status}", _fault(response)
                 )
                 wait = _retry_after(response) or _backoff(attempt)
-            if attempt >= MAX_ATTEMPTS or wait >= deadline.remaining():
+            if attempt >= budget.attempts or wait >= budget.remaining():
                 raise failure
             time.sleep(wait)
 

@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.clock import iso
-from shared.storage import EnsuredResource
+from shared.storage import EnsuredResource, error_code
 
 ROW_KEY = "upgrade"
 CHUNK = 30_000  # a Table string property holds 32 K UTF-16 characters; longer JSON is split
@@ -150,7 +150,7 @@ class UpgradeStore:
             try:
                 entity = self._table.get_entity(upgrade_id, ROW_KEY)
             except ResourceNotFoundError as error:
-                if getattr(error, "error_code", None) == "TableNotFound":
+                if error_code(error) == "TableNotFound":
                     raise
                 return None
             return UpgradeRecord.from_entity(dict(entity), entity.metadata.get("etag"))
@@ -187,7 +187,7 @@ class UpgradeStore:
             except (ResourceModifiedError, ResourceExistsError):
                 raise ConcurrentUpdate(record.upgrade_id) from None
             except ResourceNotFoundError as error:
-                if getattr(error, "error_code", None) == "TableNotFound":
+                if error_code(error) == "TableNotFound":
                     raise
                 raise ConcurrentUpdate(record.upgrade_id) from None
             record.etag = result.get("etag")

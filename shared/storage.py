@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
-from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.correlation import get_logger
 from shared.errors import DependencyMisconfigured, DependencyUnavailable, UpgradeError
@@ -42,7 +42,7 @@ def storage_credential(storage: StorageSettings, default: Callable[[], TokenCred
 
 
 def table_client(storage: StorageSettings, table: str, credential: Callable[[], TokenCredential]) -> TableClient:
-    options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.5, "retry_backoff_max": 4, **TIMEOUTS}
+    options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.25, "retry_backoff_max": 1, **TIMEOUTS}
     if storage.connection_string:
         return TableClient.from_connection_string(storage.connection_string, table, **options)
     assert storage.table_service_uri  # guaranteed by Settings
@@ -54,7 +54,7 @@ def queue_client(storage: StorageSettings, queue: str, credential: Callable[[], 
     options: dict[str, Any] = {
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": TextBase64DecodePolicy(),
-        "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2),
+        "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),  # type: ignore[arg-type]
         **TIMEOUTS,
     }
     if storage.connection_string:
@@ -90,9 +90,21 @@ class EnsuredResource:
             raise translate(error, f"{self._kind} {self._name}", action) from None
 
 
+def error_code(error: Exception) -> str:
+    """The storage error code (`TableNotFound`, `ResourceNotFound`, ...) from the response header.
+
+    The SDKs' `error_code` attribute is an enum on some operations and missing on others.
+    """
+    response = getattr(error, "response", None)
+    code = response.headers.get("x-ms-error-code") if response is not None else None
+    if not code:
+        raw = getattr(error, "error_code", None)
+        code = getattr(raw, "value", raw)
+    return str(code or "")
+
+
 def _missing_container(error: Exception) -> bool:
-    code = str(getattr(error, "error_code", "") or "")
-    return code in ("TableNotFound", "QueueNotFound")
+    return error_code(error) in ("TableNotFound", "QueueNotFound")
 
 
 def translate(error: Exception, what: str, action: str) -> UpgradeError:

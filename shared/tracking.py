@@ -20,7 +20,7 @@ from shared.callbacks import CallbackSender, Delivery
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import NotFound, PartnerCenterThrottled, PartnerCenterUnknownUpgrade, RetryLater, UpgradeError
-from shared.partner_center import Deadline, PartnerCenterClient, StatusReport
+from shared.partner_center import Budget, PartnerCenterClient, StatusReport
 from shared.queue_message import InvalidMessage, TrackMessage
 from shared.settings import Settings
 from shared.status_queue import StatusQueue
@@ -150,7 +150,10 @@ class Tracker:
         record = record or self._new_record(message.upgrade_id, message.customer_id, message.correlation_id)
         try:
             report = self._pc.get_status(
-                record.upgrade_id, record.customer_id, record.product_family, Deadline(CHECK_BUDGET_SECONDS)
+                record.upgrade_id,
+                record.customer_id,
+                record.product_family,
+                Budget(CHECK_BUDGET_SECONDS, attempts=2, wait_when_throttled=False),
             )
         except PartnerCenterThrottled as throttled:
             self._reschedule(record, throttled.retry_after or 1, recovered)
@@ -178,7 +181,12 @@ class Tracker:
         if customer_id is None:
             raise NotFound(f"no upgrade {upgrade_id} is recorded; add ?customerId= to look it up in Partner Center")
         try:
-            report = self._pc.get_status(upgrade_id, customer_id, "Azure", Deadline(LIVE_CHECK_BUDGET_SECONDS))
+            report = self._pc.get_status(
+                upgrade_id,
+                customer_id,
+                "Azure",
+                Budget(LIVE_CHECK_BUDGET_SECONDS, attempts=2, wait_when_throttled=False),
+            )
         except PartnerCenterUnknownUpgrade:
             raise NotFound(f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}") from None
         except UpgradeError as error:

@@ -16,7 +16,7 @@ from shared.correlation import get_logger
 from shared.errors import NotEligible, PartnerCenterFault
 from shared.idempotency import Claim, IdempotencyStore, StoredResponse
 from shared.locations import retry_after_seconds, status_uri
-from shared.partner_center import Deadline, PartnerCenterClient
+from shared.partner_center import Budget, PartnerCenterClient
 from shared.settings import Settings
 from shared.status_store import CallbackState, UpgradeRecord
 from shared.tracking import Tracker
@@ -76,10 +76,10 @@ class UpgradeService:
         return accepted
 
     def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, base_url: str) -> Accepted:
-        deadline = Deadline(CREATE_BUDGET_SECONDS)
+        budget = Budget(CREATE_BUDGET_SECONDS)
         upgrade_id = location = None
         if self._settings.check_eligibility:
-            eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, deadline)
+            eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, budget)
             if eligibility.upgrade_id:
                 upgrade_id, location = eligibility.upgrade_id, f"productUpgrades/{eligibility.upgrade_id}"
                 log.info("customer %s already has upgrade %s; returning it", request.customer_id, upgrade_id)
@@ -93,7 +93,7 @@ class UpgradeService:
                 )
         existing = upgrade_id is not None
         if upgrade_id is None or location is None:
-            created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, deadline)
+            created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, budget)
             upgrade_id, location = created.upgrade_id, created.location
             log.info("Partner Center accepted upgrade %s for customer %s", upgrade_id, request.customer_id)
 

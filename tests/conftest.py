@@ -1,0 +1,126 @@
+"""Shared fixtures: Azurite and the sandbox for the session, and a cold app per test.
+
+Each test gets its own queue and table names, freshly seeded SAM credentials and a new `services()` (as a
+new worker process would), so tests are independent without restarting anything. Every app test is also a
+leak test (no secret or token the sandbox knows may appear in a captured log line or a response) and a
+contract test (every response it observed must be one openapi/openapi.yaml describes).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sandbox.stack import SamSeed, Sandbox
+from shared.services import reset_services, services
+from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES
+from support.azurite import Azurite
+from support.clock import TestClock
+from support.harness import AppHarness
+from support.leaks import find_leaks, known_secrets
+from support.openapi_contract import Observed, assert_all_described
+
+# Variables that would make DefaultAzureCredential pick something other than the managed-identity stand-in.
+FOREIGN_CREDENTIALS = (
+    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_USERNAME", "AZURE_PASSWORD",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    emulator = Azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture(scope="session")
+def sandbox_session(tmp_path_factory: pytest.TempPathFactory, clock: TestClock) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path_factory.mktemp("sandbox"), clock=clock) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(sandbox_session: Sandbox, clock: TestClock) -> Iterator[Sandbox]:
+    clock.thaw()
+    sandbox_session.reset()
+    yield sandbox_session
+    clock.thaw()
+    for stand_in in sandbox_session.stand_ins:
+        if not stand_in.running:
+            stand_in.up()
+    sandbox_session.reset()
+
+
+@pytest.fixture
+def sam(sandbox: Sandbox) -> SamSeed:
+    return sandbox.seed_sam_credentials()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch, clock: TestClock) -> Callable[..., None]:
+    """Set app settings for this test, as if the app restarted with them (new services, same clock)."""
+
+    def apply(**values: str | None) -> None:
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        reset_services()
+        if clock.frozen:
+            services().clock = clock
+
+    return apply
+
+
+@pytest.fixture
+def app_env(
+    sandbox: Sandbox, sam: SamSeed, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    for name in (*FOREIGN_CREDENTIALS, *(s.name for s in SETTINGS)):
+        monkeypatch.delenv(name, raising=False)
+    for suffix in STORAGE_IDENTITY_SUFFIXES:
+        monkeypatch.delenv(f"AzureWebJobsStorage__{suffix}", raising=False)
+    unique = uuid.uuid4().hex[:12]
+    env = sandbox.environment() | {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "UPGRADE_STATUS_QUEUE": f"status-{unique}",
+        "UPGRADES_TABLE": f"upgrades{unique}",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_services()
+    yield env
+    reset_services()
+
+
+@pytest.fixture
+def app(
+    app_env: dict[str, str], azurite: Azurite, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> Iterator[AppHarness]:
+    caplog.set_level(logging.DEBUG)
+    harness = AppHarness(azurite, app_env["UPGRADE_STATUS_QUEUE"])
+    yield harness
+    secrets = known_secrets(sandbox)
+    leaks = find_leaks(secrets, [r.getMessage() for r in caplog.records], harness.answers)
+    assert not leaks, f"secrets leaked: {leaks}"
+    assert_all_described(Observed(a.method, a.path, a.status, a.headers, a.body) for a in harness.answers)
+
+
+@pytest.fixture
+def virtual_clock(app_env: dict[str, str], clock: TestClock) -> Iterator[TestClock]:
+    """Freeze the one clock the app (its services) and the sandbox share; advance it by hand."""
+    clock.freeze()
+    services().clock = clock
+    yield clock
+    clock.thaw()

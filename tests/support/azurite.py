@@ -1,0 +1,121 @@
+"""Azurite (the Azure Storage emulator, pinned in package-lock.json) as a managed child process.
+
+Started in memory on free loopback ports with `--debug`, whose log records every request on the wire:
+tests read the `visibilitytimeout` and text of each Put Message from it, which is how the delay the app set
+on a hidden message can be checked without waiting for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
+_READY = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://127\.0\.0\.1:(\d+)")
+_PUT = re.compile(
+    r"RequestMethod=POST RequestURL=https?://[^/\s]+/devstoreaccount1/(?P<queue>[a-z0-9-]+)/messages"
+    r"(?:\?(?P<query>\S*))?"
+)
+_MESSAGE_TEXT = re.compile(r'"queueMessage":\{"messageText":"(?P<text>[^"]*)"\}')
+_END = re.compile(r"EndMiddleware: End response\. TotalTimeInMS=\d+ StatusCode=(?P<status>\d+)")
+
+
+@dataclass(frozen=True)
+class PutMessage:
+    """One Put Message request as Azurite received it."""
+
+    queue: str
+    visibility_timeout: int
+    text: str
+
+    def json(self) -> dict[str, object]:
+        return json.loads(self.text)  # type: ignore[no-any-return]
+
+
+class Azurite:
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.workdir = workdir
+        self.extra_args = extra_args
+        self.debug_log = workdir / "azurite-debug.log"
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        p = self.ports
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{p['blob']}/{ACCOUNT};"
+            f"QueueEndpoint=http://127.0.0.1:{p['queue']}/{ACCOUNT};"
+            f"TableEndpoint=http://127.0.0.1:{p['table']}/{ACCOUNT};"
+        )
+
+    def start(self) -> Azurite:
+        """Start; after a stop() it comes back on the same ports (with empty storage)."""
+        if not AZURITE_BIN.exists():
+            raise RuntimeError("Azurite is not installed: run `make deps` (npm ci)")
+        ports = self.ports or {"blob": 0, "queue": 0, "table": 0}
+        log = self.workdir / "azurite.log"
+        command = [
+            str(AZURITE_BIN), "--silent", "--inMemoryPersistence", "--extentMemoryLimit", "64",
+            "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+            "--blobPort", str(ports["blob"]), "--queuePort", str(ports["queue"]), "--tablePort", str(ports["table"]),
+            "--skipApiVersionCheck", "--disableTelemetry", "--debug", str(self.debug_log), *self.extra_args,
+        ]  # fmt: skip
+        with open(log, "w") as out:  # a file, not a pipe: an undrained pipe can block Azurite
+            self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        found: dict[str, int] = {}
+        while len(found) < 3:
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("Azurite did not start:\n" + log.read_text())
+            found = {m.group(1).lower(): int(m.group(2)) for m in _READY.finditer(log.read_text())}
+            time.sleep(0.02)
+        self.ports = found
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def put_messages(self, queue: str) -> list[PutMessage]:
+        """Every message put on `queue` so far (and accepted), in order, with the visibility delay it was given."""
+        found: list[PutMessage] = []
+        pending: dict[str, tuple[str, int]] = {}
+        parsed: dict[str, PutMessage] = {}
+        for line in self.debug_log.read_text(errors="replace").splitlines():
+            request_id = line.split(" ", 2)[1] if line.count(" ") >= 2 else ""
+            put = _PUT.search(line)
+            if put and put.group("queue") == queue:
+                query = dict(p.partition("=")[::2] for p in (put.group("query") or "").split("&") if p)
+                pending[request_id] = (queue, int(query.get("visibilitytimeout", "0")))
+                continue
+            text = _MESSAGE_TEXT.search(line)
+            if text and request_id in pending:
+                name, delay = pending.pop(request_id)
+                parsed[request_id] = PutMessage(name, delay, base64.b64decode(text.group("text")).decode())
+                continue
+            end = _END.search(line)
+            if end and request_id in parsed:
+                message = parsed.pop(request_id)
+                if end.group("status") == "201":
+                    found.append(message)
+        return found

@@ -1,0 +1,172 @@
+"""Drives the app's functions the way the Functions host would, against the sandbox and Azurite.
+
+`AppHarness.post` / `.get` call `CreateUpgrade.main` / `GetUpgradeStatus.main` with real
+`azure.functions.HttpRequest` objects; `.process_queue` reads the status queue back from Azurite, decodes the
+Base64 messages and passes them to `UpgradeStatus.main`, deleting them on success and, like the host,
+making failed ones visible again and moving them to `<queue>-poison` after `maxDequeueCount`.
+Every observed HTTP response is kept for the contract checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+import CreateUpgrade
+import GetUpgradeStatus
+import UpgradeStatus
+from support.azurite import Azurite, PutMessage
+
+BASE_URL = "https://upgrades.example.test"
+MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
+
+
+@dataclass(frozen=True)
+class Answer:
+    method: str
+    path: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return {k.lower(): v for k, v in self.headers.items()}.get(name.lower())
+
+    @property
+    def content_type(self) -> str:
+        return self.header("Content-Type") or ""
+
+
+@dataclass
+class QueueRun:
+    succeeded: int = 0
+    failed: list[str] = field(default_factory=list)
+    poisoned: int = 0
+
+
+class AppHarness:
+    def __init__(self, azurite: Azurite, queue_name: str) -> None:
+        self.azurite = azurite
+        self.queue_name = queue_name
+        self.answers: list[Answer] = []
+        self._lock = threading.Lock()
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    def post(
+        self,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> Answer:
+        payload = raw if raw is not None else json.dumps(body).encode()
+        all_headers = dict(headers or {})
+        if content_type is not None:
+            all_headers.setdefault("Content-Type", content_type)
+        request = func.HttpRequest("POST", f"{BASE_URL}/api/upgrades", headers=all_headers, body=payload)
+        return self._keep("POST", "/api/upgrades", CreateUpgrade.main(request))
+
+    def get(self, upgrade_id: str, customer_id: str | None = None, headers: Mapping[str, str] | None = None) -> Answer:
+        params = {"customerId": customer_id} if customer_id else {}
+        url = f"{BASE_URL}/api/upgrades/{upgrade_id}" + (f"?{urlencode(params)}" if params else "")
+        request = func.HttpRequest(
+            "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
+        )
+        return self._keep("GET", f"/api/upgrades/{upgrade_id}", GetUpgradeStatus.main(request))
+
+    def follow(self, location: str) -> Answer:
+        """GET an absolute Location the app handed out, as a poller would."""
+        assert location.startswith(BASE_URL + "/api/upgrades/"), location
+        path, _, query = location[len(BASE_URL) :].partition("?")
+        params = dict(p.split("=", 1) for p in query.split("&") if p)
+        return self.get(path.rsplit("/", 1)[-1], params.get("customerId"))
+
+    def _keep(self, method: str, path: str, response: func.HttpResponse) -> Answer:
+        headers = dict(response.headers)
+        if not any(name.lower() == "content-type" for name in headers):  # as the worker's converter adds it
+            text = response.mimetype.startswith("text/")
+            headers["Content-Type"] = f"{response.mimetype}; charset={response.charset}" if text else response.mimetype
+        answer = Answer(method, path, response.status_code, headers, response.get_body())
+        with self._lock:
+            self.answers.append(answer)
+        return answer
+
+    # --- queue ------------------------------------------------------------------------------------
+
+    def queue(self, name: str | None = None) -> QueueClient:
+        """A client for the status queue (or another), created if missing as the host's listener does."""
+        client = QueueClient.from_connection_string(
+            self.azurite.connection_string,
+            name or self.queue_name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        return client
+
+    def scheduled(self) -> list[PutMessage]:
+        """Every status-check message the app put on its queue, with its visibility delay, in order."""
+        return self.azurite.put_messages(self.queue_name)
+
+    def deliver(self, put: PutMessage, dequeue_count: int = 1) -> None:
+        """Hand a scheduled message to UpgradeStatus.main now, as if its delay had passed (virtual-clock tests).
+
+        The text is exactly what the app put on the queue, read from Azurite's wire log; the hidden message
+        itself stays on the queue, which is why these tests count messages rather than drain the queue.
+        """
+        UpgradeStatus.main(QueueMessage(id=str(uuid.uuid4()), body=put.text.encode(), dequeue_count=dequeue_count))
+
+    def enqueue(self, message: Mapping[str, Any] | str) -> None:
+        self.queue().send_message(message if isinstance(message, str) else json.dumps(message))
+
+    def process_queue(self, visibility_timeout: int = 30) -> QueueRun:
+        """One pass over the messages visible now, handled as the Functions host handles them."""
+        run = QueueRun()
+        queue = self.queue()
+        batch = queue.receive_messages(messages_per_page=32, visibility_timeout=visibility_timeout).by_page()
+        for received in next(batch, []):
+            message = QueueMessage(
+                id=received.id,
+                body=received.content.encode(),
+                dequeue_count=received.dequeue_count,
+                pop_receipt=received.pop_receipt,
+            )
+            try:
+                UpgradeStatus.main(message)
+            except Exception as error:  # the host catches everything a function raises
+                run.failed.append(f"{type(error).__name__}: {error}")
+                if (received.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
+                    self.queue(f"{self.queue_name}-poison").send_message(received.content)
+                    queue.delete_message(received)
+                    run.poisoned += 1
+                else:
+                    queue.update_message(received, visibility_timeout=0)
+                continue
+            queue.delete_message(received)
+            run.succeeded += 1
+        return run
+
+    def poison_messages(self) -> list[dict[str, Any]]:
+        poison = self.queue(f"{self.queue_name}-poison")
+        return [json.loads(m.content) for m in poison.peek_messages(max_messages=32)]
+
+    def queued_count(self) -> int:
+        """Messages on the queue, visible or not (Azurite's approximate count is exact)."""
+        return self.queue().get_queue_properties().approximate_message_count

@@ -1,0 +1,48 @@
+"""Everything secret the sandbox handed out or received, and a search for it in logs and responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, CALLBACK_SIGNING_KEY_SECRET, REFRESH_TOKEN_SECRET, Sandbox
+from support.harness import Answer
+
+MIN_LENGTH = 12  # shorter values (ids, versions) would match by accident
+
+
+def known_secrets(sandbox: Sandbox) -> dict[str, str]:
+    """secret value -> what it is (the description is safe to print, the value is not)."""
+    found: dict[str, str] = {}
+    for name in (APP_SECRET_SECRET, REFRESH_TOKEN_SECRET, CALLBACK_SIGNING_KEY_SECRET):
+        for version in sandbox.key_vault.versions(name):
+            found[version["value"]] = f"Key Vault secret {name}"
+    for token in sandbox.entra.issued_refresh_tokens():
+        found[token] = "a refresh token issued by Entra"
+    for stand_in in sandbox.stand_ins:
+        for request in stand_in.log:
+            token = request.bearer_token()
+            if token:
+                found[token] = f"a bearer token sent to {stand_in.name}"
+            for field in ("client_secret", "refresh_token", "code_verifier", "access_token"):
+                value = request.form.get(field) if request.body else None
+                if value:
+                    found[value] = f"{field} sent to {stand_in.name}"
+    found.pop("", None)
+    # The app id is an identifier, not a secret; it may be logged.
+    for version in sandbox.key_vault.versions(APP_ID_SECRET):
+        found.pop(version["value"], None)
+    return {value: what for value, what in found.items() if len(value) >= MIN_LENGTH}
+
+
+def find_leaks(secrets: dict[str, str], log_lines: Iterable[str], answers: Iterable[Answer]) -> list[str]:
+    leaks: list[str] = []
+    for index, line in enumerate(log_lines):
+        leaks += [f"log line {index} contains {what}" for value, what in secrets.items() if value in line]
+    for answer in answers:
+        text = answer.body.decode("utf-8", "replace") + repr(dict(answer.headers))
+        leaks += [
+            f"{answer.method} {answer.path} -> {answer.status} contains {what}"
+            for value, what in secrets.items()
+            if value in text
+        ]
+    return leaks

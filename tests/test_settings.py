@@ -1,0 +1,91 @@
+"""Settings are read once from the environment, with DESIGN.md's names and defaults, and fail loudly."""
+
+import pytest
+
+from shared.settings import SETTINGS, ConfigurationError, Settings
+
+REQUIRED = {
+    "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
+    "PARTNER_TENANT_ID": "contoso.onmicrosoft.com",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+}
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = Settings.from_env(REQUIRED)
+
+    assert settings.key_vault_url == "https://contoso-kv.vault.azure.net"
+    assert settings.partner_center_base_url == "https://api.partnercenter.microsoft.com"
+    assert settings.authority_host == "https://login.microsoftonline.com"
+    assert (settings.app_id_secret, settings.app_secret_secret, settings.refresh_token_secret) == (
+        "partner-center-app-id",
+        "partner-center-app-secret",
+        "partner-center-refresh-token",
+    )
+    assert settings.callback_signing_key_secret == "callback-signing-key"
+    assert (settings.status_queue, settings.upgrades_table) == ("upgrade-status", "upgrades")
+    assert settings.public_base_url is None
+    assert settings.callback_allowed_hosts == ()
+    assert settings.check_eligibility is True
+    assert (settings.first_check_seconds, settings.max_interval_seconds, settings.max_tracking_hours) == (60, 900, 72)
+
+
+def test_every_problem_is_reported_at_once_by_name_without_values() -> None:
+    env = {
+        "KEY_VAULT_URL": "http://not-tls.example",
+        "PARTNER_TENANT_ID": "not a tenant!",
+        "STATUS_FIRST_CHECK_SECONDS": "soon",
+        "CALLBACK_ALLOWED_HOSTS": "https://with-scheme.example",
+        "UPGRADES_TABLE": "no-dashes-allowed",
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env)
+
+    message = str(caught.value)
+    for name in (
+        "KEY_VAULT_URL",
+        "PARTNER_TENANT_ID",
+        "STATUS_FIRST_CHECK_SECONDS",
+        "CALLBACK_ALLOWED_HOSTS",
+        "UPGRADES_TABLE",
+        "AzureWebJobsStorage",
+    ):
+        assert name in message
+    assert "not-tls.example" not in message and "soon" not in message
+
+
+def test_identity_based_storage_is_accepted_like_the_functions_host_reads_it() -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != "AzureWebJobsStorage"}
+    env |= {
+        "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+        "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "AzureWebJobsStorage__clientId": "11111111-2222-3333-4444-555555555555",
+    }
+    storage = Settings.from_env(env).storage
+
+    assert storage.connection_string is None
+    assert storage.queue_service_uri == "https://acct.queue.core.windows.net"
+    assert storage.table_service_uri == "https://acct.table.core.windows.net"
+    assert (storage.credential, storage.client_id) == ("managedidentity", "11111111-2222-3333-4444-555555555555")
+
+
+def test_account_name_form_derives_the_service_uris() -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != "AzureWebJobsStorage"} | {
+        "AzureWebJobsStorage__accountName": "acct"
+    }
+    storage = Settings.from_env(env).storage
+
+    assert storage.table_service_uri == "https://acct.table.core.windows.net"
+
+
+def test_the_connection_string_never_shows_in_a_repr() -> None:
+    secret_key = "AccountKey=c2VjcmV0LWtleQ=="
+    settings = Settings.from_env(REQUIRED | {"AzureWebJobsStorage": f"DefaultEndpointsProtocol=https;{secret_key}"})
+
+    assert secret_key not in repr(settings)
+
+
+def test_settings_table_lists_each_name_once() -> None:
+    names = [spec.name for spec in SETTINGS]
+    assert len(names) == len(set(names))
