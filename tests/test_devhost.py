@@ -53,9 +53,7 @@ def devhost_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--skipApiVersionCheck", "--disableTelemetry",
     ]  # fmt: skip
     with log_file.open("w") as out:  # a file, not a pipe: an undrained pipe can stall Azurite
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, the project's own Azurite
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         ports: dict[str, int] = {}

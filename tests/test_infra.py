@@ -129,9 +129,7 @@ def _bicep_app_settings() -> tuple[list[str], list[str]]:
     """(always-set keys, set-when-chosen keys) of the app settings in app.bicep."""
     text = APP_BICEP.read_text()
     always = _top_level_keys(_declaration(text, r"\bvar appSettings\s*=\s*\{"))
-    optional = re.findall(
-        r"\{\s*([A-Za-z_]\w*)\s*:", _declaration(text, r"\bvar optionalAppSettings\s*=\s*union\(")
-    )
+    optional = re.findall(r"\{\s*([A-Za-z_]\w*)\s*:", _declaration(text, r"\bvar optionalAppSettings\s*=\s*union\("))
     return always, optional
 
 
@@ -152,9 +150,7 @@ def _bicep_files() -> list[Path]:
 def _resources(text: str, resource_type: str) -> list[str]:
     """Source of the body of every `resource` of `resource_type` (any API version, conditional or not)."""
     code = _code(text)
-    pattern = re.compile(
-        rf"\bresource\s+\w+\s+'{re.escape(resource_type)}@[\w-]+'\s*=\s*(?:if\s*\(.*?\)\s*)?\{{"
-    )
+    pattern = re.compile(rf"\bresource\s+\w+\s+'{re.escape(resource_type)}@[\w-]+'\s*=\s*(?:if\s*\(.*?\)\s*)?\{{")
     bodies = []
     for match in pattern.finditer(text):
         if code[match.start()] != "r":  # inside a comment
@@ -172,9 +168,7 @@ def test_app_settings_are_exactly_what_the_app_reads_plus_documented_platform_se
     missing = _expected_settings() - set(in_bicep)
     dead = set(in_bicep) - _expected_settings()
     assert not missing, f"shared/ reads settings that app.bicep does not set: {sorted(missing)}"
-    assert not dead, (
-        f"app.bicep sets settings nothing reads (platform ones go in PLATFORM_SETTINGS): {sorted(dead)}"
-    )
+    assert not dead, f"app.bicep sets settings nothing reads (platform ones go in PLATFORM_SETTINGS): {sorted(dead)}"
 
 
 def test_the_settings_object_is_what_the_site_gets() -> None:
@@ -217,16 +211,10 @@ def test_no_setting_flex_consumption_rejects() -> None:
 def test_function_app_is_flex_consumption_python_313_deployed_with_the_identity() -> None:
     code = APP_BICEP.read_text()
 
-    assert re.search(
-        r"tier:\s*'FlexConsumption'\s+name:\s*'FC1'|name:\s*'FC1'\s+tier:\s*'FlexConsumption'", code
-    )
+    assert re.search(r"tier:\s*'FlexConsumption'\s+name:\s*'FC1'|name:\s*'FC1'\s+tier:\s*'FlexConsumption'", code)
     assert re.search(r"runtime:\s*\{\s*name:\s*'python'\s+version:\s*'3\.13'\s*\}", code)
-    assert re.search(
-        r"authentication:\s*\{\s*type:\s*'UserAssignedIdentity'\s+userAssignedIdentityResourceId:", code
-    )
-    assert re.search(
-        r"maximumInstanceCount:\s*maximumInstanceCount\s+instanceMemoryMB:\s*instanceMemoryMB", code
-    )
+    assert re.search(r"authentication:\s*\{\s*type:\s*'UserAssignedIdentity'\s+userAssignedIdentityResourceId:", code)
+    assert re.search(r"maximumInstanceCount:\s*maximumInstanceCount\s+instanceMemoryMB:\s*instanceMemoryMB", code)
     for setting in (
         "httpsOnly: true",
         "minTlsVersion: '1.2'",

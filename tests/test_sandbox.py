@@ -715,9 +715,7 @@ def test_azurite_oauth_basic_accepts_managed_identity_tokens(sandbox: Sandbox, t
         "--disableTelemetry",
     ]
     with output.open("w") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            command, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         account_url = f"{wait_for_azurite(process, output)}/devstoreaccount1"
         service = QueueServiceClient(account_url, credential=DefaultAzureCredential())
@@ -755,7 +753,7 @@ def wait_for_azurite(process: subprocess.Popen[bytes], output: Path) -> str:
 
 
 def test_python_m_sandbox_prints_the_environment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    process = subprocess.Popen(  # noqa: S603 - our own command line
+    process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--workdir", str(tmp_path)],
         cwd=REPO,
         stdout=subprocess.PIPE,
