@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devhost.azurite import Azurite
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services, services
 from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES
-from support.azurite import Azurite
 from support.clock import TestClock
 from support.harness import AppHarness
 from support.leaks import find_leaks, known_secrets

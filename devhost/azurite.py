@@ -1,8 +1,8 @@
 """Azurite (the Azure Storage emulator, pinned in package-lock.json) as a managed child process.
 
-Started in memory on free loopback ports with `--debug`, whose log records every request on the wire:
-tests read the `visibilitytimeout` and text of each Put Message from it, which is how the delay the app set
-on a hidden message can be checked without waiting for it.
+Used by `make run` and by the tests. Started in memory on loopback ports (free ones unless given) with
+`--debug`, whose log records every request on the wire: tests read the `visibilitytimeout` and text of each
+Put Message from it, which is how the delay the app set on a hidden message can be checked without waiting.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
@@ -43,11 +43,11 @@ class PutMessage:
 
 
 class Azurite:
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), ports: dict[str, int] | None = None) -> None:
         self.workdir = workdir
         self.extra_args = extra_args
         self.debug_log = workdir / "azurite-debug.log"
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = dict(ports or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
