@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devhost.azurite import Azurite
+from sandbox.clock import ManualClock
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services, services
 from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES
-from support.clock import TestClock
 from support.harness import AppHarness
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import Observed, assert_all_described
@@ -39,18 +39,18 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture(scope="session")
-def clock() -> TestClock:
-    return TestClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture(scope="session")
-def sandbox_session(tmp_path_factory: pytest.TempPathFactory, clock: TestClock) -> Iterator[Sandbox]:
+def sandbox_session(tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Iterator[Sandbox]:
     with Sandbox(tmp_path_factory.mktemp("sandbox"), clock=clock) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
-def sandbox(sandbox_session: Sandbox, clock: TestClock) -> Iterator[Sandbox]:
+def sandbox(sandbox_session: Sandbox, clock: ManualClock) -> Iterator[Sandbox]:
     clock.thaw()
     sandbox_session.reset()
     yield sandbox_session
@@ -67,7 +67,7 @@ def sam(sandbox: Sandbox) -> SamSeed:
 
 
 @pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch, clock: TestClock) -> Callable[..., None]:
+def configure(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> Callable[..., None]:
     """Set app settings for this test, as if the app restarted with them (new services, same clock)."""
 
     def apply(**values: str | None) -> None:
@@ -118,7 +118,7 @@ def app(
 
 
 @pytest.fixture
-def virtual_clock(app_env: dict[str, str], clock: TestClock) -> Iterator[TestClock]:
+def virtual_clock(app_env: dict[str, str], clock: ManualClock) -> Iterator[ManualClock]:
     """Freeze the one clock the app (its services) and the sandbox share; advance it by hand."""
     clock.freeze()
     services().clock = clock

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import SamSeed, Sandbox
-from support.clock import TestClock
 from support.harness import AppHarness
 from support.receiver import CallbackReceiver
 
@@ -32,7 +32,7 @@ def submit(app: AppHarness, sandbox: Sandbox, callback_url: str, *steps: Step) -
     return answer.json()["upgradeId"], customer
 
 
-def run_to_end(app: AppHarness, clock: TestClock, upgrade_id: str, customer: str, limit: int = 20) -> None:
+def run_to_end(app: AppHarness, clock: ManualClock, upgrade_id: str, customer: str, limit: int = 20) -> None:
     """Deliver each scheduled message after its delay (virtual time) until nothing new is scheduled."""
     handled = 0
     while handled < len(app.scheduled()) and handled < limit:
@@ -43,7 +43,7 @@ def run_to_end(app: AppHarness, clock: TestClock, upgrade_id: str, customer: str
 
 
 def test_a_final_state_is_posted_once_with_a_valid_signature(
-    app: AppHarness, sandbox: Sandbox, sam: SamSeed, receiver: CallbackReceiver, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, sam: SamSeed, receiver: CallbackReceiver, virtual_clock: ManualClock
 ) -> None:
     upgrade_id, customer = submit(app, sandbox, receiver.url, Step(0, "InProgress"), Step(100, "Completed"))
 
@@ -63,7 +63,7 @@ def test_a_final_state_is_posted_once_with_a_valid_signature(
 
 
 def test_a_failing_receiver_is_retried_then_marked_failed_without_blocking_tracking(
-    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: ManualClock
 ) -> None:
     receiver.status = 500
     upgrade_id, customer = submit(app, sandbox, receiver.url, Step(0, "Completed"))
@@ -82,7 +82,7 @@ def test_a_failing_receiver_is_retried_then_marked_failed_without_blocking_track
 
 
 def test_a_receiver_that_recovers_gets_the_callback_on_a_retry(
-    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: ManualClock
 ) -> None:
     receiver.status = 503
     upgrade_id, customer = submit(app, sandbox, receiver.url, Step(0, "Failed"))
@@ -97,7 +97,7 @@ def test_a_receiver_that_recovers_gets_the_callback_on_a_retry(
 
 
 def test_a_callback_is_not_sent_for_an_upgrade_without_a_callback_url(
-    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: ManualClock
 ) -> None:
     customer = str(uuid.uuid4())
     sandbox.partner_center.add_customer(Customer(customer, progression=[Step(0, "Completed")]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from sandbox.clock import ManualClock
 from sandbox.stack import Sandbox
-from support.clock import TestClock
 from support.harness import AppHarness
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
@@ -84,7 +84,7 @@ def test_a_failed_request_releases_its_key_so_the_caller_can_retry(app: AppHarne
     assert len(ids) == 1  # the retry reuses the key's MS-RequestId
 
 
-def test_a_key_is_remembered_for_24_hours_only(app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock) -> None:
+def test_a_key_is_remembered_for_24_hours_only(app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock) -> None:
     customer = str(uuid.uuid4())
     first = app.post(body(customer), headers={"Idempotency-Key": "daily"})
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import pytest
 
+from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
-from support.clock import TestClock
 from support.harness import AppHarness
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
@@ -95,7 +95,7 @@ def test_a_failed_line_item_ends_the_upgrade_as_failed_with_the_reason(
 
 
 def test_an_unrecognised_status_keeps_the_upgrade_in_progress(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "Provisioning"))
     upgrade_id = submit(app, customer)
@@ -109,7 +109,7 @@ def test_an_unrecognised_status_keeps_the_upgrade_in_progress(
 
 
 def test_a_429_schedules_the_next_check_after_its_retry_after(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "InProgress"))
     upgrade_id = submit(app, customer)
@@ -154,7 +154,7 @@ def test_partner_center_down_fails_the_message_until_it_is_poisoned_and_the_reco
 
 
 def test_a_duplicate_message_after_completion_changes_nothing(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "Completed"))
     upgrade_id = submit(app, customer)
@@ -174,7 +174,7 @@ def test_a_duplicate_message_after_completion_changes_nothing(
 
 
 def test_a_message_older_than_the_record_is_ignored(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "InProgress"))
     upgrade_id = submit(app, customer)
@@ -211,7 +211,7 @@ def test_a_message_that_breaks_the_contract_goes_straight_to_the_poison_queue(ap
 
 
 def test_tracking_ends_timed_out_after_the_tracking_window(
-    app: AppHarness, sandbox: Sandbox, configure: Callable[..., None], virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, configure: Callable[..., None], virtual_clock: ManualClock
 ) -> None:
     configure(STATUS_MAX_TRACKING_HOURS="1")
     clock = virtual_clock
@@ -233,7 +233,7 @@ def test_tracking_ends_timed_out_after_the_tracking_window(
 
 
 def test_a_30_minute_upgrade_costs_at_most_6_status_calls_on_the_default_schedule(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "InProgress"), Step(30 * 60, "Completed"))
     upgrade_id = submit(app, customer)
@@ -284,7 +284,7 @@ def test_power_automate_follows_location_while_202_and_stops_at_the_final_200(
 
 
 def test_the_status_route_answers_202_with_location_and_retry_after_while_pending(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "InProgress"))
     upgrade_id = submit(app, customer)
@@ -312,7 +312,7 @@ def test_unknown_ids_and_foreign_customers_are_404(app: AppHarness, sandbox: San
 
 
 def test_a_stale_record_is_checked_live_and_tracking_is_rescheduled(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: TestClock
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
     customer = customer_with(sandbox, Step(0, "InProgress"))
     upgrade_id = submit(app, customer)

@@ -1,4 +1,5 @@
-"""One clock for the app and the sandbox: real time by default, frozen and advanced by tests that need it."""
+"""One clock for the app and the sandbox: real time by default, frozen and advanced by hand by tests and the
+benchmark that simulate hours of tracking in a moment."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import threading
 import time
 
 
-class TestClock:
-    __test__ = False  # not a pytest test class
+class ManualClock:
+    __test__ = False  # not a pytest test class (tests import it)
 
     def __init__(self) -> None:
         self._frozen: float | None = None

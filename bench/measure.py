@@ -1,0 +1,244 @@
+"""The four measurements of `make bench`, each returning rows for the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+from azure.functions.queue import QueueMessage
+
+import CreateUpgrade
+import UpgradeStatus
+from bench.naive_relay import relay_create
+from bench.stack import ROOT, Stack, create_request
+from sandbox.clock import ManualClock
+from sandbox.partner_center import Customer, Step
+from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET
+from shared.partner_center import APPLICATION_NAME, CREATE_PATH, ELIGIBILITY_PATH
+from shared.services import services
+
+SAM_SECRETS = (APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _timed(action: Callable[[], object], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+# --- 1. warm per-request overhead ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overhead:
+    latency_ms: int
+    bare_p50: float
+    bare_p99: float
+    app_p50: float
+    app_p99: float
+
+
+def overhead(stack: Stack, latency_ms: int, runs: int) -> Overhead:
+    """The app's POST (eligibility + create + record + schedule) against the same two Partner Center calls
+    made bare on one keep-alive session with a ready token."""
+    stack.fresh_app()
+    pc = stack.sandbox.partner_center
+    pc.latency = latency_ms / 1000
+    for _ in range(10):  # warm: secrets, token, connections, table and queue created
+        assert CreateUpgrade.main(create_request()).status_code == 202
+
+    def app_call() -> None:
+        assert CreateUpgrade.main(create_request()).status_code == 202
+
+    token = services().tokens.access_token()
+    session = requests.Session()
+
+    def bare_call() -> None:
+        payload = json.dumps({"customerId": str(uuid.uuid4()), "productFamily": "Azure"})
+        for path in (ELIGIBILITY_PATH, CREATE_PATH):
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "MS-RequestId": str(uuid.uuid4()),
+                "MS-CorrelationId": str(uuid.uuid4()),
+                "X-Locale": "en-US",
+                "MS-PartnerCenter-Application": APPLICATION_NAME,
+            }
+            response = session.post(pc.url + path, data=payload, headers=headers, timeout=30)
+            assert response.status_code in (200, 202)
+
+    bare_call()
+    app = _timed(app_call, runs)
+    bare = _timed(bare_call, runs)
+    pc.latency = 0.0
+    return Overhead(
+        latency_ms, percentile(bare, 0.5), percentile(bare, 0.99), percentile(app, 0.5), percentile(app, 0.99)
+    )
+
+
+# --- 2. outside calls per 1,000 requests: the app vs the naive relay -----------------------------------
+
+
+@dataclass(frozen=True)
+class Calls:
+    name: str
+    seconds: float
+    key_vault_reads: int
+    token_exchanges: int
+    identity_tokens: int
+    partner_center_calls: int
+    accepted: int
+
+
+def calls_per_thousand(stack: Stack, requests_count: int = 1000, threads: int = 32) -> list[Calls]:
+    def app_call(_: int) -> int:
+        return int(CreateUpgrade.main(create_request()).status_code)
+
+    def naive_call(_: int) -> int:
+        return relay_create(stack.env, str(uuid.uuid4()))
+
+    results = []
+    for name, call in (("app (one instance)", app_call), ("naive relay", naive_call)):
+        stack.fresh_app()
+        stack.sandbox.reset()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            statuses = list(pool.map(call, range(requests_count)))
+        sandbox = stack.sandbox
+        results.append(
+            Calls(
+                name=name,
+                seconds=time.perf_counter() - started,
+                key_vault_reads=sum(sandbox.key_vault.reads(n) for n in SAM_SECRETS),
+                token_exchanges=sandbox.entra.exchanges,
+                identity_tokens=sum(sandbox.identity.tokens_issued.values()),
+                partner_center_calls=len(sandbox.partner_center.log),
+                accepted=statuses.count(202),
+            )
+        )
+    return results
+
+
+# --- 3. cold start ----------------------------------------------------------------------------------
+
+PROBE = """
+import time
+started = time.perf_counter()
+import json, sys
+sys.path.insert(0, {root!r})
+import azure.functions as func
+import CreateUpgrade, GetUpgradeStatus, UpgradeStatus  # the worker loads every function at start
+loaded = time.perf_counter()
+print("--- functions loaded ---", file=sys.stderr, flush=True)
+request = func.HttpRequest("POST", "https://bench.example/api/upgrades", headers={{"Content-Type": "application/json"}},
+    body=json.dumps({{"customerId": "{customer}", "productFamily": "Azure"}}).encode())
+status = CreateUpgrade.main(request).status_code
+first = time.perf_counter()
+print(json.dumps({{"load": loaded - started, "first": first - loaded, "status": status}}))
+"""
+_IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(?P<cumulative>\d+) \| (?P<indent>\s*)(?P<name>\S+)")
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    total: float  # process start to first 202, seconds
+    interpreter: float
+    load: float
+    first_request: float
+    imports_at_load: float
+    imports_in_first_request: float
+
+
+def cold_start(stack: Stack, runs: int = 5) -> ColdStart:
+    samples = [_cold_once(stack, importtime=False) for _ in range(runs)]
+    traced = [_cold_once(stack, importtime=True) for _ in range(runs)]
+
+    def median(field: str, of: list[dict[str, float]]) -> float:
+        return statistics.median(sample[field] for sample in of)
+
+    return ColdStart(
+        total=median("total", samples),
+        interpreter=median("interpreter", samples),
+        load=median("load", samples),
+        first_request=median("first", samples),
+        imports_at_load=median("imports_at_load", traced),
+        imports_in_first_request=median("imports_in_first", traced),
+    )
+
+
+def _cold_once(stack: Stack, *, importtime: bool) -> dict[str, float]:
+    env = os.environ | stack.env | {"UPGRADE_STATUS_QUEUE": "bench-cold", "UPGRADES_TABLE": "benchcold"}
+    probe = PROBE.format(root=str(ROOT), customer=uuid.uuid4())
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", probe]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=120)  # noqa: S603
+    total = time.perf_counter() - started
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == 202, done.stderr[-2000:]
+    before, _, after = done.stderr.partition("--- functions loaded ---")
+    return {
+        "total": total,
+        "interpreter": total - result["load"] - result["first"],
+        "load": result["load"],
+        "first": result["first"],
+        "imports_at_load": _top_level_import_seconds(before),
+        "imports_in_first": _top_level_import_seconds(after),
+    }
+
+
+def _top_level_import_seconds(trace: str) -> float:
+    micros = 0
+    for line in trace.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match and not match.group("indent"):
+            micros += int(match.group("cumulative"))
+    return micros / 1e6
+
+
+# --- 4. Partner Center status calls per tracked upgrade ------------------------------------------------
+
+
+def status_calls(stack: Stack, clock: ManualClock, minutes: int) -> int:
+    """Track one upgrade that completes after `minutes`, on the default schedule, in virtual time."""
+    queue = f"bench-poll-{minutes}"
+    stack.fresh_app(UPGRADE_STATUS_QUEUE=queue)
+    clock.freeze()
+    services().clock = clock
+    customer = str(uuid.uuid4())
+    pc = stack.sandbox.partner_center
+    pc.add_customer(Customer(customer, progression=[Step(0, "InProgress"), Step(minutes * 60, "Completed")]))
+    before = len(pc.requests_to("status"))
+    assert CreateUpgrade.main(create_request(customer)).status_code == 202
+    handled = 0
+    try:
+        while True:
+            scheduled = stack.azurite.put_messages(queue)
+            if handled == len(scheduled):
+                break  # final: nothing new was scheduled
+            message = scheduled[handled]
+            clock.advance(message.visibility_timeout)
+            delivered = QueueMessage(id=str(uuid.uuid4()), body=message.text.encode(), dequeue_count=1)  # type: ignore[no-untyped-call]
+            UpgradeStatus.main(delivered)
+            handled += 1
+    finally:
+        clock.thaw()
+    return len(pc.requests_to("status")) - before

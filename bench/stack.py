@@ -1,0 +1,66 @@
+"""The benchmark's world: Azurite and the sandbox on loopback, and the app's environment pointing at them."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import azure.functions as func
+
+from devhost.azurite import Azurite
+from sandbox.clock import ManualClock
+from sandbox.stack import SamSeed, Sandbox
+from shared.services import reset_services
+
+ROOT = Path(__file__).resolve().parents[1]
+CLEARED = ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "MSI_ENDPOINT", "MSI_SECRET")
+
+
+@dataclass
+class Stack:
+    sandbox: Sandbox
+    azurite: Azurite
+    sam: SamSeed
+    env: dict[str, str]
+    clock: ManualClock  # real time unless a measurement freezes it
+
+    def fresh_app(self, **settings: str) -> None:
+        """A new app instance (cold caches), with optional setting overrides, in this process."""
+        os.environ.update(self.env | settings)
+        reset_services()
+
+
+@contextmanager
+def local_stack() -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        azurite = Azurite(Path(work)).start()
+        clock = ManualClock()
+        try:
+            with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
+                sam = sandbox.seed_sam_credentials()
+                for name in CLEARED:
+                    os.environ.pop(name, None)
+                env = sandbox.environment() | {
+                    "AzureWebJobsStorage": azurite.connection_string,
+                    "UPGRADE_STATUS_QUEUE": "bench-status",
+                    "UPGRADES_TABLE": "benchupgrades",
+                }
+                yield Stack(sandbox, azurite, sam, env, clock)
+        finally:
+            azurite.stop()
+
+
+def create_request(customer_id: str | None = None) -> func.HttpRequest:
+    body = {"customerId": customer_id or str(uuid.uuid4()), "productFamily": "Azure"}
+    return func.HttpRequest(
+        "POST",
+        "https://bench.example/api/upgrades",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
