@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from shared.problems import configuration_problem, internal_problem, problem_res
 from shared.services import services
 from shared.settings import ConfigurationError
 from shared.validation import parse_guid, parse_idempotency_key, parse_upgrade_request
+from shared.where import where
 
 log = get_logger(__name__)
 
@@ -68,7 +68,7 @@ def _answer(
             log.error("%s", error)
             response = configuration_problem(correlation_id)
         except Exception as error:  # the single place that turns the unexpected into a clean 500
-            log.error("unexpected %s in %s at %s", type(error).__name__, function, _where(error))
+            log.error("unexpected %s in %s at %s", type(error).__name__, function, where(error))
             response = internal_problem(correlation_id)
         response.headers["x-correlation-id"] = correlation_id
         log.info(
@@ -86,9 +86,3 @@ def _base_url(req: func.HttpRequest, public_base_url: str | None) -> str:
         return public_base_url
     parts = urlsplit(req.url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _where(error: BaseException) -> str:
-    """file:line of the innermost frame: enough to find the bug, without a stack trace or any values."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "unknown"

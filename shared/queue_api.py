@@ -1,4 +1,9 @@
-"""The UpgradeStatus queue trigger: parse the message, run one status check, let the host retry failures."""
+"""The UpgradeStatus queue trigger: parse the message, run one status check, let the host retry failures.
+
+Whatever goes wrong leaves here as one `RetryLater` with a one-line reason (the host retries the message and
+finally moves it to `<queue>-poison`), so the worker never logs a stack trace of ours. A message that breaks
+the queue contract can never succeed: it goes to the poison queue at once instead of being retried.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +15,48 @@ from shared.correlation import correlation_id_from, correlation_scope, get_logge
 from shared.errors import RetryLater, UpgradeError
 from shared.queue_message import InvalidMessage, TrackMessage
 from shared.services import services
+from shared.settings import ConfigurationError
+from shared.where import where
 
 log = get_logger(__name__)
 
 
 def track_status(msg: func.QueueMessage) -> None:
     text = msg.get_body().decode("utf-8", errors="replace")
+    message_id = msg.id or "-"
     try:
         message = TrackMessage.parse(text)
     except InvalidMessage as error:
         with correlation_scope(correlation_id_from(None)):
-            log.error(
-                "UpgradeStatus message %s does not follow the queue contract (%s); moving it to the poison queue",
-                msg.id,
-                error,
-            )
-            services().queue.poison(text)
+            _refuse(text, message_id, error)
         return
     with correlation_scope(message.correlation_id or correlation_id_from(None)):
         started = time.monotonic()
-        log.info("UpgradeStatus message %s (dequeue %s) for upgrade %s", msg.id, msg.dequeue_count, message.upgrade_id)
+        log.info(
+            "UpgradeStatus message %s (dequeue %s) for upgrade %s", message_id, msg.dequeue_count, message.upgrade_id
+        )
         try:
             services().tracker.handle(message)
         except InvalidMessage as error:
-            log.error("UpgradeStatus message %s refused (%s); moving it to the poison queue", msg.id, error)
-            services().queue.poison(text)
+            _refuse(text, message_id, error)
+            return
         except (RetryLater, UpgradeError) as error:
             detail = error.detail if isinstance(error, UpgradeError) else str(error)
-            log.warning("UpgradeStatus message %s will be retried by the host: %s", msg.id, detail)
+            log.warning("UpgradeStatus message %s will be retried by the host: %s", message_id, detail)
             raise RetryLater(detail) from None
-        log.info("UpgradeStatus message %s done in %.0f ms", msg.id, (time.monotonic() - started) * 1000)
+        except ConfigurationError as error:
+            log.error("%s", error)
+            raise RetryLater("the app settings are invalid") from None
+        except Exception as error:  # a bug: one line for the operator; the message is retried, then kept in poison
+            log.error("unexpected %s in UpgradeStatus at %s", type(error).__name__, where(error))
+            raise RetryLater(f"unexpected {type(error).__name__}") from None
+        log.info("UpgradeStatus message %s done in %.0f ms", message_id, (time.monotonic() - started) * 1000)
+
+
+def _refuse(text: str, message_id: str, error: InvalidMessage) -> None:
+    """A message that breaks the queue contract can never succeed: park it in the poison queue at once."""
+    log.error("UpgradeStatus message %s refused (%s); moving it to the poison queue", message_id, error)
+    try:
+        services().queue.poison(text)
+    except UpgradeError as failure:  # keep it on the queue: the host retries and finally poisons it itself
+        raise RetryLater(f"message {message_id} could not be moved to the poison queue: {failure.detail}") from None

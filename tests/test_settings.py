@@ -1,8 +1,13 @@
 """Settings are read once from the environment, with DESIGN.md's names and defaults, and fail loudly."""
 
+import logging
+import uuid
+from collections.abc import Callable
+
 import pytest
 
 from shared.settings import SETTINGS, ConfigurationError, Settings
+from support.harness import AppHarness
 
 REQUIRED = {
     "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
@@ -89,3 +94,31 @@ def test_the_connection_string_never_shows_in_a_repr() -> None:
 def test_settings_table_lists_each_name_once() -> None:
     names = [spec.name for spec in SETTINGS]
     assert len(names) == len(set(names))
+
+
+def test_a_misconfigured_app_answers_500_and_logs_the_setting_name_once(
+    app: AppHarness, configure: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(STATUS_MAX_INTERVAL_SECONDS="forever")
+
+    answer = app.post({"customerId": str(uuid.uuid4()), "productFamily": "Azure"})
+
+    assert answer.status == 500
+    assert answer.json()["type"] == "urn:partner-center-upgrade:problem:configuration-error"
+    assert "STATUS_MAX_INTERVAL_SECONDS" not in answer.body.decode()  # the caller learns nothing internal
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "STATUS_MAX_INTERVAL_SECONDS" in error.getMessage() and "forever" not in error.getMessage()
+    assert error.exc_info is None
+
+
+def test_a_misconfigured_app_leaves_queue_messages_for_the_host_to_retry(
+    app: AppHarness, configure: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    app.enqueue({"upgradeId": str(uuid.uuid4()), "customerId": str(uuid.uuid4()), "productFamily": "Azure"})
+    configure(PARTNER_TENANT_ID="not a tenant!")
+
+    run = app.process_queue()
+
+    assert run.failed == ["RetryLater: the app settings are invalid"]
+    assert app.queued_count() == 1
+    assert all(r.exc_info is None for r in caplog.records)
