@@ -10,7 +10,9 @@ errors have Entra's shape (`error`, `error_description` = `AADSTSnnnn: ...`, `er
 
 Access tokens are JWT-shaped v1 tokens for the requested resource (Partner Center:
 `https://api.partnercenter.microsoft.com`) with `scp`, `amr=["pwd","mfa"]`, `appid`, `upn`; resource stand-ins
-check them with `is_valid_access_token`. Nothing here logs a secret or a token.
+check them with `is_valid_access_token`. A v2 answer to a request whose scope has `openid` also carries an ID
+token (`preferred_username`, `oid`, `tid`, and the authorization request's `nonce` on a code redemption), as MSAL
+expects. Nothing here logs a secret or a token.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class _Grant:
     revoked: bool = False
     fail_code: int | None = None
     scope: str | None = None
+    nonce: str | None = None  # from the authorization request, echoed in the ID token of the code redemption
 
 
 @dataclass
@@ -61,6 +64,7 @@ class _Code:
     issued_at: float
     code_challenge: str | None
     code_challenge_method: str
+    nonce: str | None = None
     redeemed: bool = False
 
 
@@ -255,6 +259,7 @@ class EntraStandIn(StandIn):
                     issued_at=self.clock(),
                     code_challenge=arg("code_challenge"),
                     code_challenge_method=arg("code_challenge_method") or "plain",
+                    nonce=arg("nonce"),
                 )
                 answer = {"code": code, "session_state": str(uuid.uuid4())}
             state = arg("state")
@@ -319,7 +324,7 @@ class EntraStandIn(StandIn):
         if code.code_challenge and not _pkce_matches(form.get("code_verifier", ""), code):
             raise aadsts.pkce_mismatch()
         code.redeemed = True
-        return _Grant(client_id, code.user, self.clock(), scope=code.scope)
+        return _Grant(client_id, code.user, self.clock(), scope=code.scope, nonce=code.nonce)
 
     def _issue(self, form: dict[str, str], grant: _Grant, *, v2: bool) -> dict[str, Any]:
         if v2:
@@ -354,6 +359,8 @@ class EntraStandIn(StandIn):
         }
         if offline:
             answer["refresh_token"] = self._new_refresh_token(grant.client_id, grant.user, None)
+        if "openid" in (form.get("scope") or grant.scope or "").lower().split():
+            answer["id_token"] = self._id_token(grant, now, expires_on)
         return answer
 
     def _access_token(self, resource: str, permissions: list[str], grant: _Grant, now: int, expires_on: int) -> str:
@@ -381,6 +388,27 @@ class EntraStandIn(StandIn):
             "ver": "1.0",
         }
         self._live_access_tokens.add(uti)
+        return tokens.mint(claims, self._key)
+
+    def _id_token(self, grant: _Grant, now: int, expires_on: int) -> str:
+        """A v2 ID token, as Entra adds one when `openid` was asked for (HS256 here; clients that get it straight
+        from the token endpoint over TLS read it without checking the signature)."""
+        object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{grant.user}"))
+        claims: dict[str, Any] = {
+            "aud": grant.client_id,
+            "iss": f"{self.url}/{self.tenant_id}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": expires_on,
+            "name": "Partner Center integration user",
+            "oid": object_id,
+            "preferred_username": grant.user,
+            "sub": object_id,
+            "tid": self.tenant_id,
+            "ver": "2.0",
+        }
+        if grant.nonce:
+            claims["nonce"] = grant.nonce
         return tokens.mint(claims, self._key)
 
     def _new_refresh_token(self, client_id: str, user: str, issued_at: float | None) -> str:
