@@ -59,11 +59,12 @@ infra-check: $(INFRA_STAMP)
 
 test: infra-check lint typecheck pytest
 
+# Options go through ARGS, e.g. make run ARGS=--app-logs, make demo ARGS="--customer failing --callback"
 run: deps
-	$(PY) -m devhost
+	$(PY) -m devhost $(ARGS)
 
 demo: deps
-	$(PY) -m devhost.demo
+	$(PY) -m devhost.demo $(ARGS)
 
 bench: deps
 	$(PY) -m bench

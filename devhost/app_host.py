@@ -10,7 +10,7 @@ from pathlib import Path
 from devhost.config import HTTP_TRIGGER, QUEUE_TRIGGER
 from devhost.errors import DevHostError
 from devhost.http_front import DEFAULT_PORT, HttpFront
-from devhost.queue_poller import QueuePoller
+from devhost.queue_poller import MessageDescriber, QueuePoller
 from devhost.storage import queue_service_client
 from devhost.worker import FunctionHost
 
@@ -22,6 +22,8 @@ class DevHost:
 
     ``environ`` holds app settings layered over ``os.environ`` for the host's lifetime (the worker and the
     functions read settings from the process environment, as in Azure); they are restored on ``stop()``.
+    ``function_log_level`` hides a function's own console records below that level (host lines stay);
+    ``describe_message`` adds a short text to each queue message's console line (see ``MessageDescriber``).
     Use as a context manager, or ``start()``/``stop()``. ``url`` is ``http://127.0.0.1:<port>``.
     """
 
@@ -33,9 +35,14 @@ class DevHost:
         environ: Mapping[str, str] | None = None,
         verbose: bool = False,
         console: bool = True,
+        function_log_level: int | None = None,
+        describe_message: MessageDescriber | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
-        self.functions = FunctionHost(self.app_dir, console=console, verbose=verbose)
+        self.functions = FunctionHost(
+            self.app_dir, console=console, verbose=verbose, function_log_level=function_log_level
+        )
+        self._describe_message = describe_message
         self.http: HttpFront | None = None
         self.pollers: list[QueuePoller] = []
         self._http_port = http_port
@@ -56,7 +63,13 @@ class DevHost:
             for config in self.functions.functions.values():
                 if config.trigger_type == QUEUE_TRIGGER:
                     service = queue_service_client(config.connection, os.environ)
-                    poller = QueuePoller(self.functions, config, service, self.functions.host_config.queues)
+                    poller = QueuePoller(
+                        self.functions,
+                        config,
+                        service,
+                        self.functions.host_config.queues,
+                        describe=self._describe_message,
+                    )
                     poller.start()
                     self.pollers.append(poller)
             self.http.start()

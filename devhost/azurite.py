@@ -1,8 +1,10 @@
 """Azurite (the Azure Storage emulator, pinned in package-lock.json) as a managed child process.
 
-Used by `make run` and by the tests. Started in memory on loopback ports (free ones unless given) with
-`--debug`, whose log records every request on the wire: tests read the `visibilitytimeout` and text of each
-Put Message from it, which is how the delay the app set on a hidden message can be checked without waiting.
+Used by `make run` and by the tests. Started on loopback ports (free ones unless given), in memory unless a
+`location` is given, and by default with `--debug`, whose log records every request on the wire: tests read the
+`visibilitytimeout` and text of each Put Message from it, which is how the delay the app set on a hidden
+message can be checked without waiting. `make run` turns that log off (`debug=False`): it grows with every
+request, and a long local session makes a lot of them.
 """
 
 from __future__ import annotations
@@ -42,13 +44,39 @@ class PutMessage:
         return json.loads(self.text)  # type: ignore[no-any-return]
 
 
+# Azurite's own defaults, which `UseDevelopmentStorage=true` and Azure Storage Explorer expect.
+DEFAULT_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
+
+
 class Azurite:
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), ports: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_args: tuple[str, ...] = (),
+        ports: dict[str, int] | None = None,
+        *,
+        debug: bool = True,
+        location: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.extra_args = extra_args
         self.debug_log = workdir / "azurite-debug.log"
+        self.log_file = workdir / "azurite.log"
+        self.debug = debug
+        self.location = location  # None: in memory (empty at every start)
         self.ports: dict[str, int] = dict(ports or {})
+        self.command: list[str] = []  # of the last start
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while running (Azurite runs in its own process group, led by this process)."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def is_default_ports(self) -> bool:
+        return self.ports == DEFAULT_PORTS
 
     @property
     def connection_string(self) -> str:
@@ -65,15 +93,23 @@ class Azurite:
         if not AZURITE_BIN.exists():
             raise RuntimeError("Azurite is not installed: run `make deps` (npm ci)")
         ports = self.ports or {"blob": 0, "queue": 0, "table": 0}
-        log = self.workdir / "azurite.log"
+        log = self.log_file
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.location is None:
+            storage = ["--inMemoryPersistence", "--extentMemoryLimit", "64"]
+        else:
+            self.location.mkdir(parents=True, exist_ok=True)
+            storage = ["--location", str(self.location)]
         command = [
-            str(AZURITE_BIN), "--silent", "--inMemoryPersistence", "--extentMemoryLimit", "64",
+            str(AZURITE_BIN), "--silent", *storage,
             "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
             "--blobPort", str(ports["blob"]), "--queuePort", str(ports["queue"]), "--tablePort", str(ports["table"]),
-            "--skipApiVersionCheck", "--disableTelemetry", "--debug", str(self.debug_log), *self.extra_args,
+            "--skipApiVersionCheck", "--disableTelemetry",
+            *(["--debug", str(self.debug_log)] if self.debug else []), *self.extra_args,
         ]  # fmt: skip
         with open(log, "w") as out:  # a file, not a pipe: an undrained pipe can block Azurite
             self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.command = command
         deadline = time.monotonic() + 30
         found: dict[str, int] = {}
         while len(found) < 3:

@@ -41,9 +41,16 @@ class ConsoleFormatter(logging.Formatter):
 class ConsoleHandler(logging.Handler):
     """Writes to the *current* ``sys.stderr`` (so redirections, e.g. pytest's capture, are honoured)."""
 
-    def __init__(self, *, verbose: bool = False, current_function: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        verbose: bool = False,
+        current_function: Callable[[], str | None] | None = None,
+        function_level: int | None = None,
+    ) -> None:
         super().__init__(logging.DEBUG if verbose else logging.INFO)
         self.verbose = verbose
+        self.function_level = function_level
         self._current_function = current_function
         self.setFormatter(ConsoleFormatter(verbose=verbose))
 
@@ -52,6 +59,12 @@ class ConsoleHandler(logging.Handler):
             return False
         if self._current_function is not None and not hasattr(record, "function_name"):
             record.function_name = self._current_function()
+        if (
+            self.function_level is not None
+            and getattr(record, "function_name", None)
+            and record.levelno < self.function_level
+        ):
+            return False  # concise console: a function's own records only from this level up
         return bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -71,9 +84,14 @@ class ConsoleLogging:
     _QUIET = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity")
 
     def __init__(
-        self, *, level: int, verbose: bool = False, current_function: Callable[[], str | None] | None = None
+        self,
+        *,
+        level: int,
+        verbose: bool = False,
+        current_function: Callable[[], str | None] | None = None,
+        function_level: int | None = None,
     ) -> None:
-        self.handler = ConsoleHandler(verbose=verbose, current_function=current_function)
+        self.handler = ConsoleHandler(verbose=verbose, current_function=current_function, function_level=function_level)
         self._level = logging.DEBUG if verbose else level
         self._saved: dict[str, int] = {}
 

@@ -20,6 +20,8 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -33,6 +35,10 @@ log = logging.getLogger("devhost.queue")
 
 RECEIVE_VISIBILITY_TIMEOUT = 10 * 60  # seconds a received message stays invisible while it runs
 MINIMUM_POLLING_INTERVAL = 0.1
+
+# (function name, decoded message body) -> a short text appended to the message's console line, or None.
+# Called after the function ran (success or failure); it must not raise and should be quick.
+MessageDescriber = Callable[[str, str | bytes], str | None]
 
 
 class PollingBackoff:
@@ -63,9 +69,19 @@ class QueuePoller:
     """Polls one queue-triggered function's queue and invokes the function for each message."""
 
     def __init__(
-        self, host: FunctionHost, function: FunctionConfig, service: QueueServiceClient, options: QueueOptions
+        self,
+        host: FunctionHost,
+        function: FunctionConfig,
+        service: QueueServiceClient,
+        options: QueueOptions,
+        *,
+        describe: MessageDescriber | None = None,
     ) -> None:
         self.host = host
+        self.describe = describe
+        # Messages handled so far by outcome: "ok", "failed" (made visible again), "poisoned".
+        self.outcomes: Counter[str] = Counter()
+        self._outcomes_lock = threading.Lock()
         self.function = function.name
         self.options = options
         self.queue_name = function.queue_name
@@ -192,9 +208,19 @@ class QueuePoller:
         try:
             self.host.invoke_queue(self.function, body, metadata)
         except InvocationError:
-            self._finish(message, started, "failed", poison=dequeue_count >= self.options.max_dequeue_count)
+            poison = dequeue_count >= self.options.max_dequeue_count
+            self._finish(message, started, "failed", poison=poison, detail=self._describe(body))
         else:
-            self._finish(message, started, "ok", poison=False, delete=True)
+            self._finish(message, started, "ok", poison=False, delete=True, detail=self._describe(body))
+
+    def _describe(self, body: str | bytes) -> str | None:
+        if self.describe is None:
+            return None
+        try:
+            return self.describe(self.function, body)
+        except Exception as exc:  # a console nicety must never break message handling
+            log.debug("describing a %s message failed: %s", self.function, exc)
+            return None
 
     def _decode(self, content: str) -> str | bytes | None:
         if self.options.message_encoding == "none":
@@ -206,8 +232,17 @@ class QueuePoller:
         return raw if self.binary else raw.decode("utf-8", "replace")
 
     def _finish(
-        self, message: QueueMessage, started: float, outcome: str, *, poison: bool, delete: bool = False
+        self,
+        message: QueueMessage,
+        started: float,
+        outcome: str,
+        *,
+        poison: bool,
+        delete: bool = False,
+        detail: str | None = None,
     ) -> None:
+        with self._outcomes_lock:
+            self.outcomes["poisoned" if poison else "ok" if outcome == "ok" else "failed"] += 1
         suffix = ""
         try:
             if poison:
@@ -224,7 +259,7 @@ class QueuePoller:
         level = logging.INFO if outcome == "ok" else logging.WARNING
         log.log(
             level,
-            "%s queue=%s id=%s dequeue=%s -> %s (%.0f ms)%s",
+            "%s queue=%s id=%s dequeue=%s -> %s (%.0f ms)%s%s",
             self.function,
             self.queue_name,
             message.id,
@@ -232,4 +267,5 @@ class QueuePoller:
             outcome,
             elapsed,
             suffix,
+            f": {detail}" if detail else "",
         )

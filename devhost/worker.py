@@ -90,9 +90,19 @@ class FunctionHost:
     _active: ClassVar[FunctionHost | None] = None
     _active_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, app_dir: Path | str, *, console: bool = True, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        app_dir: Path | str,
+        *,
+        console: bool = True,
+        verbose: bool = False,
+        function_log_level: int | None = None,
+    ) -> None:
+        """``function_log_level``: show a function's own log records on the console only from this level
+        (default: host.json ``logging.logLevel``, as Core Tools does); host lines are always shown."""
         self.app_dir = Path(app_dir).resolve()
         self.verbose = verbose
+        self.function_log_level = function_log_level
         self.host_config = HostConfig()
         self.functions: dict[str, FunctionConfig] = {}
         self.worker_capabilities: dict[str, str] = {}
@@ -121,7 +131,10 @@ class FunctionHost:
             self.host_config = HostConfig.load(self.app_dir)
             if self._console:
                 self._logging = ConsoleLogging(
-                    level=self.host_config.log_level, verbose=self.verbose, current_function=self._current_function
+                    level=self.host_config.log_level,
+                    verbose=self.verbose,
+                    current_function=self._current_function,
+                    function_level=self.function_log_level,
                 )
                 self._logging.install()
             functions = load_functions(self.app_dir, self.host_config, os.environ)

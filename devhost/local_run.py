@@ -1,0 +1,453 @@
+"""The whole app on this machine: what `make run` (``python -m devhost``) and `make demo` start.
+
+**Sandbox mode** (the default when no real ``KEY_VAULT_URL`` is configured in the environment or in
+``local.settings.json``): Azurite in memory (on its default ports 10000-10002 when they are free), the sandbox
+(managed identity, Key Vault over TLS, Entra ID, Partner Center, seeded with SAM credentials and the demo
+customers) in ``.run/sandbox``, a callback receiver on ``https://localhost:7072/callbacks``, and the app on
+``DevHost`` with the environment Azure would give it: the sandbox's ``environment()`` plus storage, queue and
+a snappy status-check schedule. ``local.settings.json`` is not read in this mode.
+
+**Real mode** (a real ``KEY_VAULT_URL``): no sandbox. ``local.settings.json`` ``Values`` are added to the
+environment (set variables win), as with Core Tools; Azurite is started only when ``AzureWebJobsStorage`` is
+``UseDevelopmentStorage=true`` and nothing listens on 10000-10002 yet (then with its data in ``.run/azurite``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from devhost.app_host import DevHost
+from devhost.azurite import DEFAULT_PORTS, Azurite
+from devhost.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
+from devhost.errors import DevHostError
+from devhost.http_front import DEFAULT_PORT
+
+log = logging.getLogger("devhost")
+
+Mode = Literal["auto", "sandbox", "real"]
+STATE_FILE = "devhost.json"  # in the run directory: what is running, for `make demo`
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+STATUS_FUNCTION = "UpgradeStatus"
+
+# Sandbox mode, for a snappy local demo; a variable set in the shell wins over these.
+SANDBOX_DEFAULTS = {
+    "UPGRADE_STATUS_QUEUE": "upgrade-status",
+    "STATUS_FIRST_CHECK_SECONDS": "5",
+    "STATUS_MAX_INTERVAL_SECONDS": "10",
+    "CALLBACK_ALLOWED_HOSTS": "localhost",
+}
+# Variables that would make DefaultAzureCredential pick something other than the managed-identity stand-in
+# (or point the app's storage somewhere else): unset in sandbox mode, restored by stop().
+FOREIGN_SETTINGS = (
+    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_USERNAME", "AZURE_PASSWORD",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+    "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+)  # fmt: skip
+
+
+def read_local_settings(app_dir: Path) -> dict[str, Any]:
+    """``local.settings.json`` as a document ({} when there is none); plain-text settings only."""
+    path = app_dir / "local.settings.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise DevHostError(f"cannot read {path}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DevHostError(f"{path}: expected a JSON object")
+    if doc.get("IsEncrypted") is True:
+        raise DevHostError(f"{path} is encrypted; devhost reads plain-text settings only")
+    values = doc.get("Values") or {}
+    if not isinstance(values, dict):
+        raise DevHostError(f"{path}: 'Values' must be an object")
+    return doc
+
+
+def local_values(doc: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (doc.get("Values") or {}).items() if v is not None}
+
+
+def is_configured_url(value: str | None) -> bool:
+    """A real https URL, not empty and not a template placeholder such as ``https://<your-vault>...``."""
+    if not value or "<" in value or ">" in value:
+        return False
+    parts = urlsplit(value.strip())
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+def choose_mode(requested: Mode, environ: Mapping[str, str], values: Mapping[str, str]) -> tuple[str, str]:
+    """("sandbox" | "real", why)."""
+    if requested == "sandbox":
+        return "sandbox", "--mode sandbox"
+    if requested == "real":
+        return "real", "--mode real"
+    if is_configured_url(environ.get("KEY_VAULT_URL")):
+        return "real", "KEY_VAULT_URL is set in the environment"
+    if is_configured_url(values.get("KEY_VAULT_URL")):
+        return "real", "KEY_VAULT_URL is set in local.settings.json"
+    return "sandbox", "no real KEY_VAULT_URL in the environment or local.settings.json"
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nothing listens on host:port (a quick bind test; the real bind can still lose a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Timings:
+    """Seconds spent on each start-up step (0 for steps not taken)."""
+
+    azurite: float = 0.0
+    sandbox: float = 0.0
+    functions: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops everything a local run needs; ``start()`` cleans up after itself when it fails."""
+
+    app_dir: Path
+    port: int = DEFAULT_PORT
+    run_dir: Path | None = None  # default: <app_dir>/.run
+    mode: Mode = "auto"
+    verbose: bool = False
+    app_logs: bool = False  # the functions' own INFO logs on the console (default: warnings and errors)
+    console: bool = True
+    callback_port: int = DEFAULT_CALLBACK_PORT
+    storage_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))  # preferred
+    write_state: bool = True
+
+    def __post_init__(self) -> None:
+        self.app_dir = Path(self.app_dir).resolve()
+        self.run_dir = (self.run_dir or self.app_dir / ".run").resolve()
+        self.active_mode = "sandbox"
+        self.reason = ""
+        self.notes: list[str] = []  # things the user should know (fallback ports, ignored files)
+        self.timings = Timings()
+        self.azurite: Azurite | None = None
+        self.sandbox: Any = None  # sandbox.stack.Sandbox (imported only in sandbox mode)
+        self.callbacks: CallbackSink | None = None
+        self.host: DevHost | None = None
+        self.environ: dict[str, str] = {}
+        self._saved_environ: dict[str, str | None] = {}
+        self._cleanups: list[Callable[[], None]] = []
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        if self.host is None:
+            raise DevHostError("not started")
+        return self.host.url
+
+    def start(self) -> LocalStack:
+        began = time.perf_counter()
+        try:
+            doc = read_local_settings(self.app_dir)
+            values = local_values(doc)
+            self.active_mode, self.reason = choose_mode(self.mode, os.environ, values)
+            if self.write_state:
+                reap_orphaned_azurite(self.run_dir, self.notes)
+            if self.port and not port_free(self.port):
+                raise DevHostError(
+                    f"port {self.port} is already in use on 127.0.0.1 (another `make run` or `func start`?); "
+                    "stop it, or choose another port with --port"
+                )
+            if self.active_mode == "sandbox":
+                if doc:
+                    self.notes.append("local.settings.json is not used in sandbox mode")
+                self._start_sandbox_mode()
+            else:
+                self._start_real_mode(values)
+            started = time.perf_counter()
+            self.host = DevHost(
+                self.app_dir,
+                http_port=self.port,
+                environ=self.environ,
+                verbose=self.verbose,
+                console=self.console,
+                function_log_level=None if self.app_logs or self.verbose else logging.WARNING,
+                describe_message=describe_status_check,
+            )
+            self.host.start()
+            self._cleanups.append(self.host.stop)
+            self.timings.functions = time.perf_counter() - started
+            check_app_settings()
+            if self.write_state:
+                self._write_state()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings.total = time.perf_counter() - began
+        return self
+
+    def stop(self) -> None:
+        """Stop what was started, newest first: host, callback receiver, sandbox, Azurite; restore the env."""
+        while self._cleanups:
+            cleanup = self._cleanups.pop()
+            try:
+                cleanup()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("devhost: error while stopping: %s: %s", type(exc).__name__, exc)
+        self.host = None
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------------------------------- modes
+    def _start_sandbox_mode(self) -> None:
+        from sandbox.stack import Sandbox  # noqa: PLC0415 - real mode never needs the stand-ins
+
+        assert self.run_dir is not None
+        started = time.perf_counter()
+        self.azurite = self._start_azurite(prefer=self.storage_ports, location=None)
+        self.timings.azurite = time.perf_counter() - started
+
+        started = time.perf_counter()
+        sandbox = Sandbox(self.run_dir / "sandbox")
+        sandbox.start()
+        self._cleanups.append(sandbox.stop)
+        self.sandbox = sandbox
+        seed = sandbox.seed_sam_credentials()
+        sandbox.add_demo_customers()
+        self.timings.sandbox = time.perf_counter() - started
+
+        sink = CallbackSink(sandbox.ca.server_context(), seed.callback_signing_key.encode(), port=self.callback_port)
+        sink.start()
+        self._cleanups.append(sink.stop)
+        self.callbacks = sink
+        if self.callback_port and sink.port != self.callback_port:
+            self.notes.append(f"port {self.callback_port} is in use: the callback receiver is on {sink.port}")
+
+        storage = DEVELOPMENT_STORAGE if self.azurite.is_default_ports else self.azurite.connection_string
+        self.environ = sandbox.environment() | {"AzureWebJobsStorage": storage}
+        for name, value in SANDBOX_DEFAULTS.items():
+            self.environ[name] = os.environ.get(name) or value
+        for name in FOREIGN_SETTINGS:
+            if name in os.environ:
+                self._saved_environ.setdefault(name, os.environ.pop(name))
+
+    def _start_real_mode(self, values: Mapping[str, str]) -> None:
+        assert self.run_dir is not None
+        for key, value in values.items():
+            if key not in os.environ:
+                self._saved_environ.setdefault(key, None)
+                os.environ[key] = value
+        if not os.environ.get("UPGRADE_STATUS_QUEUE"):
+            # function.json names the queue %UPGRADE_STATUS_QUEUE%; the host cannot index it without the setting.
+            self._saved_environ.setdefault("UPGRADE_STATUS_QUEUE", None)
+            os.environ["UPGRADE_STATUS_QUEUE"] = SANDBOX_DEFAULTS["UPGRADE_STATUS_QUEUE"]
+            self.notes.append("UPGRADE_STATUS_QUEUE is not set: using its default, upgrade-status")
+        storage = os.environ.get("AzureWebJobsStorage", "").strip()  # noqa: SIM112 - the name Azure uses
+        if storage.replace(" ", "").lower() != DEVELOPMENT_STORAGE.lower():
+            return
+        ports = dict(DEFAULT_PORTS)
+        busy = [name for name, port in ports.items() if not port_free(port)]
+        if len(busy) == len(ports):
+            self.notes.append("AzureWebJobsStorage=UseDevelopmentStorage=true: using the storage emulator already "
+                              "listening on 127.0.0.1:10000-10002")  # fmt: skip
+            return
+        if busy:
+            raise DevHostError(
+                "AzureWebJobsStorage=UseDevelopmentStorage=true needs Azurite on ports 10000-10002, but "
+                + ", ".join(f"{ports[b]} ({b})" for b in busy)
+                + " is taken by something else"
+            )
+        started = time.perf_counter()
+        self.azurite = self._start_azurite(prefer=ports, location=self.run_dir / "azurite" / "data", fallback=False)
+        self.timings.azurite = time.perf_counter() - started
+
+    def _start_azurite(self, *, prefer: Mapping[str, int], location: Path | None, fallback: bool = True) -> Azurite:
+        assert self.run_dir is not None
+        workdir = self.run_dir / "azurite"
+        preferred = dict(prefer)
+        busy = [p for p in preferred.values() if p and not port_free(p)]
+        ports: dict[str, int] | None = preferred if preferred and not busy else None
+        if busy and not fallback:
+            raise DevHostError(f"Azurite's ports {', '.join(map(str, busy))} are in use")
+        if busy:
+            self.notes.append(
+                f"port {', '.join(map(str, busy))} (of Azurite's defaults 10000-10002) is in use, maybe by another "
+                "Azurite: this one runs on free ports, so UseDevelopmentStorage=true and Storage Explorer's "
+                "emulator connection do not reach it"
+            )
+        azurite = Azurite(workdir, ports=ports, debug=False, location=location)
+        try:
+            azurite.start()
+        except RuntimeError as exc:
+            if ports is None or not fallback:
+                raise DevHostError(f"Azurite did not start ({_last_line(str(exc))}); log: {azurite.log_file}") from None
+            self.notes.append("Azurite could not use its default ports; using free ports")
+            azurite = Azurite(workdir, debug=False, location=location)
+            try:
+                azurite.start()
+            except RuntimeError as again:
+                raise DevHostError(
+                    f"Azurite did not start ({_last_line(str(again))}); log: {azurite.log_file}"
+                ) from None
+        self._cleanups.append(azurite.stop)
+        return azurite
+
+    def _write_state(self) -> None:
+        assert self.run_dir is not None
+        path = self.run_dir / STATE_FILE
+        state = {
+            "pid": os.getpid(),
+            "mode": self.active_mode,
+            "url": self.url,
+            "callbackUrl": self.callbacks.url if self.callbacks else None,
+            "storagePorts": self.azurite.ports if self.azurite else None,
+            "azuritePid": self.azurite.pid if self.azurite else None,
+            "azuriteCommand": self.azurite.command if self.azurite else None,
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state, indent=2) + "\n")
+
+        def remove() -> None:
+            try:
+                if json.loads(path.read_text()).get("pid") == os.getpid():
+                    path.unlink()
+            except (OSError, ValueError):
+                pass
+
+        self._cleanups.append(remove)
+
+
+def read_state(run_dir: Path) -> dict[str, Any] | None:
+    """What a running `make run` wrote about itself, or None (no file, or its process is gone)."""
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text())
+        if not _alive(int(state["pid"])):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def reap_orphaned_azurite(run_dir: Path | None, notes: list[str]) -> None:
+    """Stop the Azurite a previous run left behind when it was killed outright (SIGKILL skips clean-up).
+
+    Only the process recorded in the state file, only if the run that started it is gone, and only if that
+    process still runs exactly the command line recorded for it.
+    """
+    if run_dir is None:
+        return
+    path = run_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        owner, pid, command = int(state["pid"]), state.get("azuritePid"), state.get("azuriteCommand")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if _alive(owner):
+        return  # another run is live; its port check will say so
+    actual = _command_line(pid) if isinstance(pid, int) and _alive(pid) else None
+    # The recorded command runs under its interpreter (`node <azurite> ...`): it must end the actual one.
+    if isinstance(pid, int) and isinstance(command, list) and command and actual and actual[-len(command) :] == command:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:  # let it release its ports
+            time.sleep(0.05)
+        notes.append(f"stopped Azurite (pid {pid}) left running by a previous run that was killed")
+    path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _command_line(pid: int) -> list[str] | None:
+    proc = Path(f"/proc/{pid}/cmdline")
+    if proc.exists():
+        try:
+            return [part.decode() for part in proc.read_bytes().split(b"\0") if part]
+        except OSError:
+            return None
+    try:  # macOS and other systems without /proc: one string, compared word by word
+        out = subprocess.run(  # noqa: S603 - fixed arguments
+            ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH, as a shell would
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return out.stdout.split() or None
+
+
+def check_app_settings() -> None:
+    """Fail start-up, as a deployment would fail its first request, when the app's settings are invalid."""
+    from shared.settings import ConfigurationError, Settings  # noqa: PLC0415 - the app's package, loaded by now
+
+    try:
+        Settings.from_env()
+    except ConfigurationError as exc:
+        raise DevHostError(f"{exc} (set them in the environment or in local.settings.json)") from None
+
+
+def describe_status_check(function: str, body: str | bytes) -> str | None:
+    """The outcome of one UpgradeStatus message for its console line, read from the app's status record."""
+    if function != STATUS_FUNCTION:
+        return None
+    message = json.loads(body)
+    upgrade_id = message.get("upgradeId") if isinstance(message, dict) else None
+    if not isinstance(upgrade_id, str):
+        return None
+    from shared.services import services  # noqa: PLC0415 - the app's own store, as loaded by the worker
+
+    record = services().store.get(upgrade_id)
+    if record is None:
+        return f"upgrade {upgrade_id}: not recorded"
+    resource = record.to_resource()
+    parts = [f"Partner Center: {resource.get('partnerCenterStatus') or '-'}", f"checks {resource.get('checks')}"]
+    if resource.get("nextCheckAt"):
+        parts.append(f"next check {str(resource['nextCheckAt'])[11:19]}Z")
+    error = resource.get("error")
+    if isinstance(error, dict) and error.get("code"):
+        parts.append(f"error {error['code']}")
+    callback = resource.get("callback")
+    if isinstance(callback, dict) and callback.get("state") not in (None, "none"):
+        parts.append(f"callback {callback['state']}")
+    return f"upgrade {upgrade_id} {resource.get('status')} ({', '.join(parts)})"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
