@@ -107,6 +107,8 @@ class Tracker:
             if not self._store.insert(record):
                 existing = self._store.get(record.upgrade_id)
                 log.info("upgrade %s is already tracked", record.upgrade_id)
+                if existing and record.callback_url:
+                    self._adopt_callback(existing, record.callback_url)
                 return existing or record
         except UpgradeError as error:
             log.error(
@@ -125,6 +127,22 @@ class Tracker:
                 error.detail,
             )
         return record
+
+    def _adopt_callback(self, record: UpgradeRecord, url: str) -> None:
+        """A caller who submits an upgrade that already exists still gets its callback, unless another URL was
+        registered first (one receiver per upgrade). An upgrade that is already final calls back at once."""
+        if record.callback_url:
+            if record.callback_url != url:
+                log.warning(
+                    "upgrade %s already calls back another URL; the new callbackUrl is not used", record.upgrade_id
+                )
+            return
+        record.callback_url = url
+        record.updated_at = self._clock.now()
+        if record.is_final:
+            record.callback_state = CallbackState.PENDING
+            self._schedule(record, 0)
+        self._save(record)
 
     # --- UpgradeStatus: one queue message ----------------------------------------------------------
 

@@ -120,3 +120,38 @@ def test_disallowed_callback_targets_are_refused_at_submission(
     assert answer.status == 400
     assert [e["field"] for e in answer.json()["errors"]] == ["callbackUrl"]
     assert sandbox.partner_center.log == []
+
+
+def test_a_callback_url_sent_for_an_upgrade_that_already_exists_is_honoured(
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: ManualClock
+) -> None:
+    customer = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer, progression=[Step(0, "InProgress"), Step(100, "Completed")]))
+    first = app.post({"customerId": customer, "productFamily": "Azure"})  # e.g. a flow without a callback
+
+    again = app.post({"customerId": customer, "productFamily": "Azure", "callbackUrl": receiver.url})
+    run_to_end(app, virtual_clock, first.json()["upgradeId"], customer)
+
+    assert again.json()["existing"] is True and again.json()["upgradeId"] == first.json()["upgradeId"]
+    assert [json.loads(d.body)["status"] for d in receiver.deliveries] == ["Completed"]
+
+
+def test_a_callback_url_for_an_existing_upgrade_that_is_already_final_is_called_at_once(
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver
+) -> None:
+    customer = str(uuid.uuid4())
+    upgrade_id = sandbox.partner_center.seed_upgrade(customer)
+    sandbox.partner_center.add_customer(
+        Customer(customer, existing_upgrade_id=upgrade_id, progression=[Step(0, "Completed")])
+    )
+    sandbox.partner_center.upgrades[upgrade_id].progression = [Step(0, "Completed")]
+    app.enqueue({"upgradeId": upgrade_id, "customerId": customer, "productFamily": "Azure"})
+    app.process_queue()  # tracked (by an operator's message) until Completed
+    assert app.get(upgrade_id, customer).json()["status"] == "Completed"
+
+    answer = app.post({"customerId": customer, "productFamily": "Azure", "callbackUrl": receiver.url})
+    app.process_queue()
+
+    assert answer.json()["existing"] is True and answer.json()["status"] == "Completed"
+    assert [json.loads(d.body)["upgradeId"] for d in receiver.deliveries] == [upgrade_id]
+    assert app.get(upgrade_id, customer).json()["callback"]["state"] == "delivered"
