@@ -15,11 +15,11 @@ import azure.functions as func
 
 from devhost.azurite import Azurite
 from sandbox.clock import ManualClock
+from sandbox.managed_identity import FOREIGN_CREDENTIALS
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEARED = ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "MSI_ENDPOINT", "MSI_SECRET")
 
 
 @dataclass
@@ -44,7 +44,7 @@ def local_stack() -> Iterator[Stack]:
         try:
             with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
                 sam = sandbox.seed_sam_credentials()
-                for name in CLEARED:
+                for name in FOREIGN_CREDENTIALS:
                     os.environ.pop(name, None)
                 env = sandbox.environment() | {
                     "AzureWebJobsStorage": azurite.connection_string,

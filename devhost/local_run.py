@@ -32,6 +32,7 @@ from devhost.azurite import DEFAULT_PORTS, Azurite
 from devhost.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
 from devhost.errors import DevHostError
 from devhost.http_front import DEFAULT_PORT
+from sandbox.managed_identity import FOREIGN_CREDENTIALS
 
 log = logging.getLogger("devhost")
 
@@ -50,9 +51,7 @@ SANDBOX_DEFAULTS = {
 # Variables that would make DefaultAzureCredential pick something other than the managed-identity stand-in
 # (or point the app's storage somewhere else): unset in sandbox mode, restored by stop().
 FOREIGN_SETTINGS = (
-    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_USERNAME", "AZURE_PASSWORD",
-    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+    *FOREIGN_CREDENTIALS,
     "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
     "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
 )  # fmt: skip

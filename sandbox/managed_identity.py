@@ -23,6 +23,14 @@ from sandbox import tokens
 from sandbox.server import Clock, Recorded, Response, Route, StandIn
 
 API_VERSION = "2019-08-01"
+# Environment variables that make DefaultAzureCredential choose another credential than the managed identity
+# (environment, workload identity, Cloud Shell/Arc/Service Fabric endpoints): an app using this stand-in must
+# run without them.
+FOREIGN_CREDENTIALS = (
+    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_USERNAME", "AZURE_PASSWORD",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+)  # fmt: skip
 NOT_BEFORE_SKEW = 300  # Entra back-dates iat/nbf by five minutes
 
 

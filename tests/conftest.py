@@ -16,19 +16,13 @@ import pytest
 
 from devhost.azurite import Azurite
 from sandbox.clock import ManualClock
+from sandbox.managed_identity import FOREIGN_CREDENTIALS
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services, services
 from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES
 from support.harness import AppHarness
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import Observed, assert_all_described
-
-# Variables that would make DefaultAzureCredential pick something other than the managed-identity stand-in.
-FOREIGN_CREDENTIALS = (
-    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_USERNAME", "AZURE_PASSWORD",
-    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
