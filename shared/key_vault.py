@@ -11,12 +11,13 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
 from shared.clock import Clock
 from shared.correlation import get_logger
-from shared.errors import DependencyMisconfigured, DependencyUnavailable
+from shared.dependency_errors import dependency_error
+from shared.errors import DependencyMisconfigured, UpgradeError
 
 log = get_logger(__name__)
 
@@ -116,19 +117,12 @@ def _secret(name: str, stored: KeyVaultSecret) -> Secret:
     )
 
 
-def _translate(error: Exception, name: str, action: str) -> Exception:
-    """Map an azure-core error to our family. Logs the type and status only, never the message body."""
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    log.warning("Key Vault %s of secret %s failed: %s (HTTP %s)", action, name, type(error).__name__, status)
+def _translate(error: AzureError, name: str, action: str) -> UpgradeError:
     if isinstance(error, ResourceNotFoundError):
+        log.warning("Key Vault has no secret %s", name)
         return DependencyMisconfigured(
             f"Key Vault has no secret named '{name}'; store the SAM credentials in the vault (see README)"
         )
-    if isinstance(error, HttpResponseError) and status in (401, 403):
-        return DependencyMisconfigured(
-            f"Key Vault refused to {action} secret '{name}' (HTTP {status}); grant the app's identity "
-            "the Key Vault Secrets Officer role"
-        )
-    if isinstance(error, ClientAuthenticationError) and status is None:
-        return DependencyUnavailable("the app's identity could not get a token for Key Vault", retry_after=10)
-    return DependencyUnavailable(f"Key Vault is unavailable ({action} of secret '{name}' failed)", retry_after=10)
+    return dependency_error(
+        error, service="Key Vault", action=f"{action} secret '{name}'", roles="Key Vault Secrets Officer"
+    )

@@ -34,6 +34,7 @@ from shared.errors import (
     UpgradeConflict,
     UpgradeError,
 )
+from shared.json_answers import json_object
 from shared.sam import SamTokenProvider
 
 log = get_logger(__name__)
@@ -108,7 +109,7 @@ class PartnerCenterClient:
         response = self._call("eligibility", ELIGIBILITY_PATH, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
             raise _rejection(response, f"Partner Center refused the eligibility check for customer {customer_id}")
-        document = _json_object(response)
+        document = json_object(response)
         upgrade_id = document.get("upgradeId")
         reason = document.get("reason")
         return Eligibility(
@@ -145,7 +146,7 @@ class PartnerCenterClient:
                     f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}", fault
                 )
             raise _rejection(response, f"Partner Center refused the status check of upgrade {upgrade_id}")
-        document = _json_object(response)
+        document = json_object(response)
         status = document.get("status")
         items = document.get("lineItems")
         details = document.get("errorDetails")
@@ -251,7 +252,7 @@ def _rejection(response: requests.Response, detail: str) -> UpgradeError:
 
 
 def _fault(response: requests.Response) -> PartnerCenterFault:
-    document = _json_object(response)
+    document = json_object(response)
     code = document.get("code", document.get("statusCode"))
     description = document.get("description", document.get("message"))
     return PartnerCenterFault(
@@ -261,14 +262,6 @@ def _fault(response: requests.Response) -> PartnerCenterFault:
         request_id=response.headers.get("MS-RequestId"),
         correlation_id=response.headers.get("MS-CorrelationId"),
     )
-
-
-def _json_object(response: requests.Response) -> dict[str, Any]:
-    try:
-        document = response.json()
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def _retry_after(response: requests.Response) -> float | None:

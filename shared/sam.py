@@ -30,6 +30,7 @@ from shared.errors import (
     SamCredentialsRejected,
     UpgradeError,
 )
+from shared.json_answers import json_object
 from shared.key_vault import Secret, SecretStore
 from shared.settings import Settings
 
@@ -154,7 +155,7 @@ class SamTokenProvider:
                 elapsed = (time.monotonic() - started) * 1000
                 log.info("Entra ID token exchange -> %d in %.0f ms", response.status_code, elapsed)
                 if response.status_code < 429 or 430 <= response.status_code < 500:
-                    return response.status_code, _json(response)
+                    return response.status_code, json_object(response)
                 retry_after = _seconds(response.headers.get("Retry-After"), 10)
             if attempt < ATTEMPTS:
                 time.sleep(0.5)
@@ -213,14 +214,6 @@ class SamTokenProvider:
         log.error("%s [%s, %s]", detail, error, trace)
         self._failure = (kind, detail, self._clock.now() + FAILURE_MEMORY_SECONDS)
         raise kind(detail)
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _seconds(value: Any, default: int) -> int:

@@ -14,19 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-)
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.correlation import get_logger
-from shared.errors import DependencyMisconfigured, DependencyUnavailable, UpgradeError
+from shared.dependency_errors import dependency_error
+from shared.errors import UpgradeError
 from shared.settings import StorageSettings
 
 log = get_logger(__name__)
@@ -87,7 +82,12 @@ class EnsuredResource:
         except UpgradeError:
             raise
         except AzureError as error:
-            raise translate(error, f"{self._kind} {self._name}", action) from None
+            raise dependency_error(
+                error,
+                service="Azure Storage",
+                action=f"{action} ({self._kind} {self._name})",
+                roles="Storage Queue Data Contributor and Storage Table Data Contributor",
+            ) from None
 
 
 def error_code(error: Exception) -> str:
@@ -105,17 +105,3 @@ def error_code(error: Exception) -> str:
 
 def _missing_container(error: Exception) -> bool:
     return error_code(error) in ("TableNotFound", "QueueNotFound")
-
-
-def translate(error: Exception, what: str, action: str) -> UpgradeError:
-    """Map an azure-core storage error. Logs the type and status only."""
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    log.warning("storage %s on %s failed: %s (HTTP %s)", action, what, type(error).__name__, status)
-    if isinstance(error, HttpResponseError) and status in (401, 403):
-        return DependencyMisconfigured(
-            f"Azure Storage refused to {action} ({what}, HTTP {status}); grant the app's identity the "
-            "Storage Queue/Table Data Contributor roles"
-        )
-    if isinstance(error, ClientAuthenticationError) and status is None:
-        return DependencyUnavailable("the app's identity could not get a token for Azure Storage", retry_after=10)
-    return DependencyUnavailable(f"Azure Storage is unavailable ({action} on {what} failed)", retry_after=10)
