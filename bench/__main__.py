@@ -81,6 +81,7 @@ def main() -> None:
             "",
         ]
 
+        stack.record_storage_wire()
         lines += ["## 4. Partner Center status calls per tracked upgrade (default schedule, virtual time)", ""]
         lines += ["| upgrade lasts | app | once-a-minute poller | saved |", "|---|---:|---:|---:|"]
         for label, minutes in (("5 min", 5), ("30 min", 30), ("6 h", 360)):

@@ -30,6 +30,13 @@ class Stack:
     env: dict[str, str]
     clock: ManualClock  # real time unless a measurement freezes it
 
+    def record_storage_wire(self) -> None:
+        """Restart Azurite (same ports, empty) with its wire log, which the polling count reads; kept off while
+        latency is measured because it slows every storage call."""
+        self.azurite.stop()
+        self.azurite.debug = True
+        self.azurite.start()
+
     def fresh_app(self, **settings: str) -> None:
         """A new app instance (cold caches), with optional setting overrides, in this process."""
         os.environ.update(self.env | settings)
@@ -39,7 +46,7 @@ class Stack:
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        azurite = Azurite(Path(work)).start()
+        azurite = Azurite(Path(work), debug=False).start()
         clock = ManualClock()
         try:
             with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
