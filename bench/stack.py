@@ -46,8 +46,8 @@ class Stack:
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        azurite = Azurite(Path(work), debug=False).start()
         clock = ManualClock()
+        azurite = Azurite(Path(work), debug=False).start()
         try:
             with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
                 sam = sandbox.seed_sam_credentials()
