@@ -180,7 +180,7 @@ class Tracker:
             if recovered:
                 log.warning("Partner Center does not know upgrade %s; nothing to track", message.upgrade_id)
                 return
-            self._finish_unknown(record, unknown)
+            self._finish_unknown(record, unknown, deliver_inline=True)
             return
         except UpgradeError as error:
             self._remember_error(record, error, recovered)
@@ -205,8 +205,12 @@ class Tracker:
                 "Azure",
                 Budget(LIVE_CHECK_BUDGET_SECONDS, attempts=2, wait_when_throttled=False),
             )
-        except PartnerCenterUnknownUpgrade:
-            raise NotFound(f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}") from None
+        except PartnerCenterUnknownUpgrade as unknown:
+            if record is None:
+                raise NotFound(
+                    f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}"
+                ) from None
+            return self._finish_unknown(record, unknown, deliver_inline=False)
         except UpgradeError as error:
             if record is None:
                 raise
@@ -272,9 +276,12 @@ class Tracker:
                 self._deliver(record)
         return record
 
-    def _finish_unknown(self, record: UpgradeRecord, unknown: PartnerCenterUnknownUpgrade) -> None:
+    def _finish_unknown(
+        self, record: UpgradeRecord, unknown: PartnerCenterUnknownUpgrade, *, deliver_inline: bool
+    ) -> UpgradeRecord:
+        """A recorded upgrade that Partner Center no longer knows (900106/900111) can never complete: Failed."""
         fault = unknown.partner_center
-        self._apply(
+        return self._apply(
             record,
             StatusReport(
                 status="Failed",
@@ -283,7 +290,7 @@ class Tracker:
                     "description": unknown.detail,
                 },
             ),
-            deliver_inline=True,
+            deliver_inline=deliver_inline,
         )
 
     def _reschedule(self, record: UpgradeRecord, delay: int, recovered: bool) -> None:

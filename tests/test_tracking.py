@@ -375,3 +375,18 @@ def test_location_uses_public_base_url_when_set(
 
     upgrade_id = answer.json()["upgradeId"]
     assert answer.header("Location") == f"{public_base}/api/upgrades/{upgrade_id}?customerId={customer}"
+
+
+def test_a_stale_record_that_partner_center_no_longer_knows_ends_failed_not_404(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    customer = customer_with(sandbox, Step(0, "InProgress"))
+    upgrade_id = submit(app, customer)
+    del sandbox.partner_center.upgrades[upgrade_id]
+
+    virtual_clock.advance(121)
+    answer = app.get(upgrade_id, customer)
+
+    assert answer.status == 200
+    assert answer.json()["status"] == "Failed"
+    assert answer.json()["error"]["code"] == "900106"
