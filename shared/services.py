@@ -19,6 +19,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     import requests
     from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
 
     from shared.callbacks import CallbackSender
     from shared.idempotency import IdempotencyStore
@@ -113,19 +114,23 @@ class Services:
         )
 
     @lazy
-    def store(self) -> UpgradeStore:
-        from shared.status_store import UpgradeStore
+    def table(self) -> TableClient:
+        """One client (one connection pool) for the table that holds status records and idempotency keys."""
         from shared.storage import table_client
 
-        return UpgradeStore(table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential))
+        return table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential)
+
+    @lazy
+    def store(self) -> UpgradeStore:
+        from shared.status_store import UpgradeStore
+
+        return UpgradeStore(self.table)
 
     @lazy
     def idempotency(self) -> IdempotencyStore:
         from shared.idempotency import IdempotencyStore
-        from shared.storage import table_client
 
-        table = table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential)
-        return IdempotencyStore(table, self.clock)
+        return IdempotencyStore(self.table, self.clock)
 
     @lazy
     def queue(self) -> StatusQueue:
