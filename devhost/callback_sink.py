@@ -9,7 +9,6 @@ app's retry behaviour can be watched too).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devhost.errors import DevHostError
+from shared.callbacks import sign
 
 log = logging.getLogger("devhost.callbacks")
 
@@ -84,8 +84,7 @@ class CallbackSink:
     def verify(self, timestamp: str, signature: str, body: bytes) -> bool:
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
             return False
-        expected = "sha256=" + hmac.new(self.signing_key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, signature)
+        return hmac.compare_digest(sign(self.signing_key, timestamp, body), signature)
 
 
 def _handler(sink: CallbackSink) -> type[BaseHTTPRequestHandler]:
