@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 ACCOUNT = "devstoreaccount1"
@@ -132,8 +135,26 @@ class Azurite:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def put_messages(self, queue: str) -> list[PutMessage]:
-        """Every message put on `queue` so far (and accepted), in order, with the visibility delay it was given."""
+    def put_messages(self, queue: str, wait_seconds: float = 5.0) -> list[PutMessage]:
+        """Every message put on `queue` so far (and accepted), in order, with the visibility delay it was given.
+
+        Azurite writes its wire log asynchronously, so a Put it has already answered may not be in the file yet.
+        The queue's message count (hidden messages included) comes from Azurite at once: wait, at most
+        `wait_seconds`, until the log lists at least as many Puts as the queue holds messages.
+        """
+        queue_client = QueueClient.from_connection_string(self.connection_string, queue)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            found = self._logged_puts(queue)
+            try:
+                held = queue_client.get_queue_properties().approximate_message_count or 0
+            except ResourceNotFoundError:
+                held = 0
+            if len(found) >= held or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    def _logged_puts(self, queue: str) -> list[PutMessage]:
         found: list[PutMessage] = []
         pending: dict[str, tuple[str, int]] = {}
         parsed: dict[str, PutMessage] = {}
