@@ -37,7 +37,6 @@ PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 DEFAULT_USER = "integration@partner.example"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 GRAPH_RESOURCE = "https://graph.microsoft.com"
-NOT_BEFORE_SKEW = 300
 FAILURE_CODES = (50076, 50078, 700082)
 _TENANT = r"/(?P<tenant>[^/]+)"
 
@@ -345,7 +344,7 @@ class EntraStandIn(StandIn):
                 "expires_in": str(lifetime),
                 "ext_expires_in": str(lifetime),
                 "expires_on": str(expires_on),
-                "not_before": str(now - NOT_BEFORE_SKEW),
+                "not_before": str(now - tokens.NOT_BEFORE_SKEW),
                 "resource": resource,
                 "access_token": access_token,
                 "refresh_token": self._new_refresh_token(grant.client_id, grant.user, None),
@@ -366,12 +365,7 @@ class EntraStandIn(StandIn):
     def _access_token(self, resource: str, permissions: list[str], grant: _Grant, now: int, expires_on: int) -> str:
         uti = secrets.token_urlsafe(16)
         object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{grant.user}"))
-        claims = {
-            "aud": tokens.audience_of(resource),
-            "iss": tokens.sts_issuer(self.tenant_id),
-            "iat": now - NOT_BEFORE_SKEW,
-            "nbf": now - NOT_BEFORE_SKEW,
-            "exp": expires_on,
+        claims = tokens.access_token_claims(resource, self.tenant_id, now, expires_on) | {
             "acr": "1",
             "amr": ["pwd", "mfa"],
             "appid": grant.client_id,

@@ -31,7 +31,6 @@ FOREIGN_CREDENTIALS = (
     "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET",
     "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
 )  # fmt: skip
-NOT_BEFORE_SKEW = 300  # Entra back-dates iat/nbf by five minutes
 
 
 class ManagedIdentityStandIn(StandIn):
@@ -100,12 +99,7 @@ class ManagedIdentityStandIn(StandIn):
 
         now = int(self.clock())
         expires_on = int(now + self.token_lifetime)
-        claims = {
-            "aud": tokens.audience_of(resource),
-            "iss": tokens.sts_issuer(self.tenant_id),
-            "iat": now - NOT_BEFORE_SKEW,
-            "nbf": now - NOT_BEFORE_SKEW,
-            "exp": expires_on,
+        claims = tokens.access_token_claims(resource, self.tenant_id, now, expires_on) | {
             "appid": client_id,
             "appidacr": "2",
             "idp": tokens.sts_issuer(self.tenant_id),

@@ -32,6 +32,21 @@ def audience_of(resource: str) -> str:
     return resource.rstrip("/")
 
 
+NOT_BEFORE_SKEW = 300
+"""Entra back-dates `iat`/`nbf` by five minutes."""
+
+
+def access_token_claims(resource: str, tenant_id: str, now: int, expires_on: int) -> dict[str, Any]:
+    """The claims every Entra v1 access token carries: audience, issuer and lifetime. Callers add the rest."""
+    return {
+        "aud": audience_of(resource),
+        "iss": sts_issuer(tenant_id),
+        "iat": now - NOT_BEFORE_SKEW,
+        "nbf": now - NOT_BEFORE_SKEW,
+        "exp": expires_on,
+    }
+
+
 def mint(claims: Mapping[str, Any], key: bytes) -> str:
     header = {"typ": "JWT", "alg": "HS256", "kid": "sandbox"}
     signing_input = f"{_encode(header)}.{_encode(claims)}"
