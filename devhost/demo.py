@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -31,6 +31,7 @@ from devhost.errors import DevHostError
 from devhost.http_front import DEFAULT_PORT
 from devhost.local_run import LocalStack, read_state
 from sandbox.customers import DEMO_CUSTOMERS
+from shared.json_answers import json_object
 
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_WAIT = 3.0
@@ -197,7 +198,7 @@ def run_one(
         poll = session.get(location, timeout=(5, 60))
         polls += 1
         since = time.monotonic() - submitted
-        resource = _json(poll)
+        resource = json_object(poll)
         print(
             f"  {datetime.now():%H:%M:%S}  {since:6.1f}s  {poll.status_code:<4}  {resource.get('status', '-')!s:<10}  "
             f"{resource.get('partnerCenterStatus') or '-'!s:<19}  {resource.get('checks', '-')!s:>6}  "
@@ -236,14 +237,6 @@ def _answers(base_url: str) -> bool:
 
 def _is_loopback(url: str) -> bool:
     return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        document = response.json()
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def _pretty(response: requests.Response) -> str:
