@@ -296,7 +296,7 @@ def _with_normalized_queue_name(config: FunctionConfig) -> FunctionConfig:
     if not isinstance(queue, str) or not queue:
         raise FunctionLoadError(config.name, "queueTrigger binding needs a 'queueName'")
     normalized = queue.lower()  # the WebJobs queue binding lower-cases, then validates
-    if not _QUEUE_NAME.match(normalized):
+    if not _QUEUE_NAME.fullmatch(normalized):
         raise FunctionLoadError(
             config.name,
             f"Invalid queue name: {queue}. A queue name can contain only lowercase letters, numbers and "

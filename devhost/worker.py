@@ -515,6 +515,6 @@ def _cookie_header(cookie: Any) -> str:
 
 def _child_traceparent(parent: str | None) -> str:
     """A W3C traceparent for the invocation, continuing the caller's trace when it sent one."""
-    match = _TRACEPARENT.match(parent.strip().lower()) if parent else None
+    match = _TRACEPARENT.fullmatch(parent.strip().lower()) if parent else None
     trace_id = match[1] if match else secrets.token_hex(16)
     return f"00-{trace_id}-{secrets.token_hex(8)}-01"

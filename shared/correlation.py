@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _current: ContextVar[str] = ContextVar("correlation_id", default="-")
 
 
 def is_guid(value: str | None) -> bool:
-    return bool(value) and bool(_GUID.match(value or ""))
+    """The whole string is a GUID (fullmatch: `$` would also match before a trailing newline)."""
+    return bool(value) and GUID_PATTERN.fullmatch(value or "") is not None
 
 
 def correlation_id_from(value: str | None) -> str:

@@ -164,7 +164,7 @@ class _Reader:
 
     def tenant(self, name: str) -> str:
         value = self.required(name)
-        if value and not (_GUID.match(value) or _DOMAIN.match(value)):
+        if value and not (_GUID.fullmatch(value) or _DOMAIN.fullmatch(value)):
             self.problems.append(f"{name} must be a tenant GUID or domain name")
         return value
 
@@ -173,7 +173,7 @@ class _Reader:
 
     def pattern(self, name: str, pattern: re.Pattern[str], what: str) -> str:
         value = self.required(name)
-        if value and not pattern.match(value):
+        if value and not pattern.fullmatch(value):
             self.problems.append(f"{name} must be {what}")
         return value
 
@@ -206,7 +206,7 @@ class _Reader:
         if value is None:
             return ()
         hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
-        if not hosts or not all(_HOST_PATTERN.match(h) for h in hosts):
+        if not hosts or not all(_HOST_PATTERN.fullmatch(h) for h in hosts):
             self.problems.append(f"{name} must be comma-separated host names (exact, or *.suffix)")
         return hosts
 

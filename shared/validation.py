@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeIs
 from urllib.parse import urlsplit
 
 from shared.correlation import is_guid
@@ -41,7 +41,7 @@ def parse_upgrade_request(
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes are accepted")
     _require_json_media_type(content_type)
-    document = _parse_json_object(body)
+    document = parse_json_object(body)
 
     errors = [
         FieldError(_printable_name(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS
@@ -58,11 +58,37 @@ def parse_upgrade_request(
     return UpgradeRequest(customer_id, product_family, callback_url)
 
 
+def is_idempotency_key(value: str) -> bool:
+    """The Idempotency-Key rule: 1-255 visible ASCII characters."""
+    return 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH and all(0x21 <= ord(c) <= 0x7E for c in value)
+
+
+def is_customer_id(value: object) -> TypeIs[str]:
+    """The id rule for customers and upgrades: a non-nil GUID (any case)."""
+    return isinstance(value, str) and is_guid(value) and value != NIL_GUID
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json` or a structured-syntax `application/*+json` type (RFC 6839), UTF-8 if a charset is named."""
+    media_type, _, params = (content_type or "").partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return False
+    return all(_charset_is_utf8(param) for param in params.split(";"))
+
+
+def _charset_is_utf8(param: str) -> bool:
+    name, _, value = param.partition("=")
+    return name.strip().lower() != "charset" or value.strip().strip('"').lower() in ("utf-8", "utf8")
+
+
 def parse_idempotency_key(value: str | None) -> str | None:
     """None when the header is absent; 1-255 visible ASCII characters otherwise."""
     if value is None:
         return None
-    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in value):
+    if not is_idempotency_key(value):
         raise ValidationFailed([FieldError("Idempotency-Key", "must be 1 to 255 visible ASCII characters (no spaces)")])
     return value
 
@@ -72,8 +98,8 @@ def parse_guid(value: str | None, field: str, *, required: bool) -> str | None:
         if required:
             raise ValidationFailed([FieldError(field, "is required")])
         return None
-    if not is_guid(value) or value == NIL_GUID:
-        raise ValidationFailed([FieldError(field, "must be a GUID")])
+    if not is_customer_id(value):
+        raise ValidationFailed([FieldError(field, "must be a non-nil GUID")])
     return value.lower()
 
 
@@ -117,19 +143,11 @@ def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
 
 
 def _require_json_media_type(content_type: str | None) -> None:
-    media_type, _, params = (content_type or "").partition(";")
-    media_type = media_type.strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        raise UnsupportedMediaType("send the body as Content-Type: application/json")
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType("the JSON body must be encoded as UTF-8")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType("send the body as Content-Type: application/json (UTF-8)")
 
 
-def _parse_json_object(body: bytes) -> dict[str, Any]:
+def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -160,8 +178,8 @@ def _guid_field(document: dict[str, Any], field: str, errors: list[FieldError]) 
     value = document.get(field)
     if value is None:
         errors.append(FieldError(field, "is required"))
-    elif not isinstance(value, str) or not is_guid(value) or value == NIL_GUID:
-        errors.append(FieldError(field, "must be a GUID (the customer's Microsoft ID / tenant id)"))
+    elif not is_customer_id(value):
+        errors.append(FieldError(field, "must be a non-nil GUID (the customer's Microsoft ID / tenant id)"))
     else:
         return value.lower()
     return ""

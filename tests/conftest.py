@@ -9,10 +9,12 @@ contract test (every response it observed must be one openapi/openapi.yaml descr
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devhost.azurite import Azurite
 from sandbox.clock import ManualClock
@@ -23,6 +25,12 @@ from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES
 from support.harness import AppHarness
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import Observed, assert_all_described
+
+# Property tests: CI replays the same examples every run (derandomized, no example database), so a red CI always
+# means a change broke something; a developer's run explores new inputs and keeps failures in .hypothesis/.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(scope="session")

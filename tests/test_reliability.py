@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from devhost.azurite import Azurite
 from sandbox.faults import Fault
 from sandbox.stack import SamSeed, Sandbox
+from shared import validation
 from shared.correlation import is_guid
+from shared.errors import ValidationFailed
 from support.harness import Answer, AppHarness
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
@@ -221,7 +223,9 @@ bodies = st.one_of(
     st.fixed_dictionaries(
         {},
         optional={
-            "customerId": st.one_of(st.just(GUID), st.uuids().map(str), st.text(max_size=40), json_values),
+            "customerId": st.one_of(
+                st.just(GUID), st.just(GUID + "\n"), st.uuids().map(str), st.text(max_size=40), json_values
+            ),
             "productFamily": st.one_of(st.sampled_from(["Azure", "azure", "AZURE", "Office"]), json_values),
             "callbackUrl": st.one_of(st.none(), st.text(max_size=60), st.just("https://localhost/cb")),
             "extra": json_values,
@@ -229,7 +233,16 @@ bodies = st.one_of(
     ).map(lambda d: json.dumps(d).encode()),
 )
 content_types = st.sampled_from(
-    ["application/json", "application/json; charset=utf-8", "text/plain", "", "application/problem+json", "a/b; c"]
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json; charset=latin-1",
+        "application/vnd.foo+json",
+        "text/plain",
+        "",
+        "application/problem+json",
+        "a/b; c",
+    ]
 )
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=300)
 # What the host can route to {upgradeId}: one non-empty path segment.
@@ -239,22 +252,25 @@ route_segment = st.text(
 
 
 def valid_request(raw: bytes, content_type: str, key: str | None) -> bool:
-    """An oracle written independently of shared/validation.py: would a careful reader accept this?"""
-    if not content_type.startswith("application/json") or len(raw) > 16384:
+    """Would the app accept this? Each rule (media type, size, strict JSON, Idempotency-Key, customer id, fields)
+    is the app's own definition, imported, so the oracle cannot drift from the app; only the composition is ours."""
+    if not validation.is_json_media_type(content_type) or len(raw) > validation.MAX_BODY_BYTES:
         return False
-    if key is not None and not (1 <= len(key) <= 255 and all(33 <= ord(c) <= 126 for c in key)):
-        return False
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return False
-    if not isinstance(document, dict) or set(document) - {"customerId", "productFamily", "callbackUrl"}:
+    if key is not None and not validation.is_idempotency_key(key):
         return False
     try:
-        customer_ok = str(uuid.UUID(document.get("customerId"))) == str(document["customerId"]).lower()
-    except (TypeError, ValueError, AttributeError):
+        document = validation.parse_json_object(raw)
+    except ValidationFailed:
         return False
-    return customer_ok and str(document.get("productFamily")).lower() == "azure" and document.get("callbackUrl") is None
+    if set(document) - set(validation.ALLOWED_FIELDS):
+        return False
+    family = document.get("productFamily")
+    return (
+        validation.is_customer_id(document.get("customerId"))
+        and isinstance(family, str)
+        and family.lower() == validation.PRODUCT_FAMILY.lower()
+        and document.get("callbackUrl") is None
+    )
 
 
 def reflected(value: str, answer: Answer, control: Callable[[str], Answer]) -> bool:
@@ -293,6 +309,8 @@ def strings_in(raw: bytes) -> list[str]:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=bodies, content_type=content_types, key=st.none() | header_text, correlation=header_text)
 @example(raw=json.dumps(body(GUID)).encode(), content_type="application/json", key=None, correlation="-")
+@example(raw=json.dumps(body(GUID)).encode(), content_type="application/vnd.foo+json", key=None, correlation="-")
+@example(raw=json.dumps(body(GUID + "\n")).encode(), content_type="application/json", key=None, correlation="-")
 def test_generated_create_requests_never_get_a_5xx_or_reach_partner_center_unless_valid(
     app: AppHarness, sandbox: Sandbox, raw: bytes, content_type: str, key: str | None, correlation: str
 ) -> None:
