@@ -1,6 +1,6 @@
 import azure.functions as func
 
-from shared.http_api import create_upgrade
+from shared.api.http import create_upgrade
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:

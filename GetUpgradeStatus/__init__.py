@@ -1,6 +1,6 @@
 import azure.functions as func
 
-from shared.http_api import get_upgrade_status
+from shared.api.http import get_upgrade_status
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:

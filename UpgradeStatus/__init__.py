@@ -1,6 +1,6 @@
 import azure.functions as func
 
-from shared.queue_api import track_status
+from shared.api.queue import track_status
 
 
 def main(msg: func.QueueMessage) -> None:

@@ -24,7 +24,7 @@ from bench.stack import ROOT, Stack, create_request
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET
-from shared.partner_center import APPLICATION_NAME, CREATE_PATH, ELIGIBILITY_PATH
+from shared.partner_center.client import APPLICATION_NAME, CREATE_PATH, ELIGIBILITY_PATH
 from shared.services import services
 
 SAM_SECRETS = (APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET)

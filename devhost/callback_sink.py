@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devhost.errors import DevHostError
-from shared.callbacks import sign
+from shared.tracking.callbacks import sign
 
 log = logging.getLogger("devhost.callbacks")
 

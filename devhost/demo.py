@@ -31,7 +31,7 @@ from devhost.errors import DevHostError
 from devhost.http_front import DEFAULT_PORT
 from devhost.local_run import LocalStack, read_state
 from sandbox.customers import DEMO_CUSTOMERS
-from shared.json_answers import json_object
+from shared.partner_center.outbound import json_object
 
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_WAIT = 3.0

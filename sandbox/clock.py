@@ -25,6 +25,18 @@ class ManualClock:
         with self._lock:
             return time.time() if self._frozen is None else self._frozen
 
+    def monotonic(self) -> float:  # frozen: the frozen time, so deadlines follow advance() and sleep()
+        with self._lock:
+            return time.monotonic() if self._frozen is None else self._frozen
+
+    def sleep(self, seconds: float) -> None:
+        """Frozen: advance instead of waiting, so retries and back-off take no wall time."""
+        with self._lock:
+            if self._frozen is not None:
+                self._frozen += max(0.0, seconds)
+                return
+        time.sleep(seconds)
+
     def freeze(self, at: float | None = None) -> float:
         with self._lock:
             self._frozen = time.time() if at is None else at

@@ -1,4 +1,5 @@
-"""Wall-clock time as a collaborator, so tracking schedules can be tested with a controllable clock."""
+"""Time as a collaborator: wall-clock time, the monotonic clock and waiting all go through a `Clock`, so that
+schedules, retries and throttling can be tested with a controllable clock and take no wall time."""
 
 from __future__ import annotations
 
@@ -12,10 +13,24 @@ class Clock(Protocol):
         """Seconds since the epoch."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for durations and deadlines."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (a virtual clock advances instead)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 def iso(epoch: float | None) -> str | None:

@@ -6,6 +6,7 @@ request body. Each error carries the HTTP status DESIGN.md assigns to it and a p
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 
 
@@ -152,3 +153,10 @@ class DependencyMisconfigured(UpgradeError):
     """Key Vault or Storage refused us (401/403/404): an operator must fix access or a secret name."""
 
     status, slug, title = 502, "dependency-misconfigured", "A service the app depends on refused the request"
+
+
+def where(error: BaseException) -> str:
+    """`file.py:line` of the innermost frame: enough to find the bug, without a stack trace or any value that
+    could hold a secret."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "unknown"

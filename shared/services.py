@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
 
-    from shared.callbacks import CallbackSender
-    from shared.idempotency import IdempotencyStore
     from shared.key_vault import SecretStore
-    from shared.partner_center import PartnerCenterClient
-    from shared.sam import SamTokenProvider
-    from shared.status_queue import StatusQueue
-    from shared.status_store import UpgradeStore
-    from shared.tracking import Tracker
-    from shared.upgrades import UpgradeService
+    from shared.partner_center.client import PartnerCenterClient
+    from shared.partner_center.sam import SamTokenProvider
+    from shared.storage.idempotency import IdempotencyStore
+    from shared.storage.records import UpgradeStore
+    from shared.storage.status_queue import StatusQueue
+    from shared.tracking.callbacks import CallbackSender
+    from shared.tracking.tracker import Tracker
+    from shared.upgrades.create import UpgradeService
 
 logging.getLogger("azure").setLevel(logging.WARNING)
 logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -98,44 +98,45 @@ class Services:
 
     @lazy
     def tokens(self) -> SamTokenProvider:
-        from shared.sam import SamTokenProvider
+        from shared.partner_center.sam import SamTokenProvider
 
         return SamTokenProvider(self.settings, self.secrets, http_session(), self.clock)
 
     @lazy
     def partner_center(self) -> PartnerCenterClient:
-        from shared.partner_center import PartnerCenterClient
+        from shared.partner_center.client import PartnerCenterClient
 
         return PartnerCenterClient(
             self.settings.partner_center_base_url,
             self.tokens,
             http_session(),
+            self.clock,
             read_timeout=self.settings.partner_center_timeout_seconds,
         )
 
     @lazy
     def table(self) -> TableClient:
         """One client (one connection pool) for the table that holds status records and idempotency keys."""
-        from shared.storage import table_client
+        from shared.storage.clients import table_client
 
         return table_client(self.settings.storage, self.settings.upgrades_table, lambda: self.credential)
 
     @lazy
     def store(self) -> UpgradeStore:
-        from shared.status_store import UpgradeStore
+        from shared.storage.records import UpgradeStore
 
         return UpgradeStore(self.table)
 
     @lazy
     def idempotency(self) -> IdempotencyStore:
-        from shared.idempotency import IdempotencyStore
+        from shared.storage.idempotency import IdempotencyStore
 
         return IdempotencyStore(self.table, self.clock)
 
     @lazy
     def queue(self) -> StatusQueue:
-        from shared.status_queue import StatusQueue
-        from shared.storage import queue_client
+        from shared.storage.clients import queue_client
+        from shared.storage.status_queue import StatusQueue
 
         name = self.settings.status_queue
         return StatusQueue(
@@ -145,13 +146,13 @@ class Services:
 
     @lazy
     def callbacks(self) -> CallbackSender:
-        from shared.callbacks import CallbackSender
+        from shared.tracking.callbacks import CallbackSender
 
         return CallbackSender(self.settings, self.secrets, http_session(), self.clock)
 
     @lazy
     def tracker(self) -> Tracker:
-        from shared.tracking import Tracker
+        from shared.tracking.tracker import Tracker
 
         return Tracker(
             self.settings,
@@ -164,7 +165,7 @@ class Services:
 
     @lazy
     def upgrades(self) -> UpgradeService:
-        from shared.upgrades import UpgradeService
+        from shared.upgrades.create import UpgradeService
 
         return UpgradeService(self.settings, self.partner_center, lambda: self.idempotency, self.tracker, self.clock)
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from shared.correlation import GUID_PATTERN
+
 
 class ConfigurationError(Exception):
     """One or more app settings are missing or invalid. The message names settings, never values."""
@@ -50,7 +52,6 @@ SETTINGS: tuple[SettingSpec, ...] = (
 # The identity-based form of AzureWebJobsStorage (the same settings the Functions host reads).
 STORAGE_IDENTITY_SUFFIXES = ("queueServiceUri", "tableServiceUri", "accountName", "credential", "clientId")
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
@@ -164,7 +165,7 @@ class _Reader:
 
     def tenant(self, name: str) -> str:
         value = self.required(name)
-        if value and not (_GUID.fullmatch(value) or _DOMAIN.fullmatch(value)):
+        if value and not (GUID_PATTERN.fullmatch(value) or _DOMAIN.fullmatch(value)):
             self.problems.append(f"{name} must be a tenant GUID or domain name")
         return value
 

@@ -24,16 +24,14 @@ import requests
 from openapi_spec_validator import validate
 
 import shared.errors as app_errors
-from shared.callbacks import sign as app_sign
+from shared.api.http import _json as app_json_response
+from shared.api.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
 from shared.clock import iso
-from shared.http_api import _json as app_json_response
-from shared.locations import retry_after_seconds, status_uri
-from shared.partner_center import CreatedUpgrade, Eligibility
-from shared.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
+from shared.partner_center.client import CreatedUpgrade, Eligibility
 from shared.settings import Settings
-from shared.status_store import CallbackState, State, UpgradeRecord
-from shared.upgrades import UpgradeService
-from shared.validation import UpgradeRequest
+from shared.tracking.callbacks import sign as app_sign
+from shared.upgrades.create import UpgradeService
+from shared.upgrades.model import CallbackState, State, UpgradeRecord, UpgradeRequest, retry_after_seconds, status_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 CORRELATION_ID = "0b6c1a52-7a7e-4d55-9f61-3a0d4b2c9e10"
@@ -415,6 +413,12 @@ class _Tracker:
 class _Clock:
     def now(self) -> float:
         return NOW
+
+    def monotonic(self) -> float:
+        return NOW
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("nothing waits when building the 202")
 
 
 def _accepted(partner_center: _PartnerCenter, tracker: _Tracker) -> tuple[int, dict[str, str], bytes]:

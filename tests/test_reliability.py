@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from devhost.azurite import Azurite
 from sandbox.faults import Fault
 from sandbox.stack import SamSeed, Sandbox
-from shared import validation
+from shared.api import validation
 from shared.correlation import is_guid
 from shared.errors import ValidationFailed
 from support.harness import Answer, AppHarness

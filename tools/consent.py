@@ -55,7 +55,8 @@ from azure.core.exceptions import (
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
-from shared.sam import REFRESH_TOKEN_LIFETIME_DAYS
+from shared.correlation import GUID_PATTERN
+from shared.partner_center.sam import REFRESH_TOKEN_LIFETIME_DAYS
 from shared.settings import SETTINGS
 from tools.loopback import CallbackTimeout, LoopbackReceiver, PortUnavailable
 
@@ -80,7 +81,6 @@ NAME_SETTINGS = (
     "CALLBACK_SIGNING_KEY_SECRET",
 )
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _VAULT_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]")
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
@@ -236,13 +236,13 @@ def _vault_url(value: str) -> str:
 
 
 def _tenant(value: str) -> str:
-    if _GUID.fullmatch(value) or _DOMAIN.fullmatch(value):
+    if GUID_PATTERN.fullmatch(value) or _DOMAIN.fullmatch(value):
         return value
     raise argparse.ArgumentTypeError("give the partner tenant's id (a GUID) or a domain name (contoso.onmicrosoft.com)")
 
 
 def _guid(value: str) -> str:
-    if _GUID.fullmatch(value):
+    if GUID_PATTERN.fullmatch(value):
         return value
     raise argparse.ArgumentTypeError("give the application (client) id, a GUID")
 

@@ -21,7 +21,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, UpgradeError
-from shared.storage import EnsuredResource, error_code
+from shared.storage.clients import EnsuredResource, error_code
 
 log = get_logger(__name__)
 

@@ -5,34 +5,18 @@ Errors name the field and the rule, never echo the value a caller sent.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import json
-from dataclasses import dataclass
 from typing import Any, TypeIs
-from urllib.parse import urlsplit
 
 from shared.correlation import is_guid
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from shared.tracking.callback_urls import callback_url_problem
+from shared.upgrades.model import PRODUCT_FAMILY, UpgradeRequest
 
 MAX_BODY_BYTES = 16 * 1024
-MAX_CALLBACK_URL_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 ALLOWED_FIELDS = ("customerId", "productFamily", "callbackUrl")
-PRODUCT_FAMILY = "Azure"
 NIL_GUID = "00000000-0000-0000-0000-000000000000"
-
-
-@dataclass(frozen=True)
-class UpgradeRequest:
-    customer_id: str
-    product_family: str
-    callback_url: str | None
-
-    def fingerprint(self) -> str:
-        """Identifies the request's meaning (not its bytes), for Idempotency-Key comparison."""
-        canonical = json.dumps([self.customer_id, self.product_family, self.callback_url], separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_upgrade_request(
@@ -103,45 +87,6 @@ def parse_guid(value: str | None, field: str, *, required: bool) -> str | None:
     return value.lower()
 
 
-def callback_url_problem(url: Any, allowed_hosts: tuple[str, ...]) -> str | None:
-    """Why a callback URL is refused, or None when it may be called."""
-    if not allowed_hosts:
-        return "callbacks are not enabled on this deployment (CALLBACK_ALLOWED_HOSTS is not set)"
-    if not isinstance(url, str):
-        return "must be a string"
-    if len(url) > MAX_CALLBACK_URL_LENGTH or not url.isascii() or any(c <= " " for c in url):
-        return f"must be an ASCII URL of at most {MAX_CALLBACK_URL_LENGTH} characters without spaces"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "must be an absolute https URL"
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not host:
-        return "must be an absolute https URL"
-    if parts.username is not None or parts.password is not None or parts.fragment:
-        return "must not contain credentials or a fragment"
-    if port == 0:
-        return "must not use port 0"
-    if _is_ip_literal(host):
-        return "must use a host name, not an IP address"
-    if not host_allowed(host, allowed_hosts):
-        return "host is not on the callback allow-list (CALLBACK_ALLOWED_HOSTS)"
-    return None
-
-
-def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    for allowed in allowed_hosts:
-        if allowed.startswith("*."):
-            suffix = allowed[1:]
-            if host.endswith(suffix) and len(host) > len(suffix):
-                return True
-        elif host == allowed:
-            return True
-    return False
-
-
 def _require_json_media_type(content_type: str | None) -> None:
     if not is_json_media_type(content_type):
         raise UnsupportedMediaType("send the body as Content-Type: application/json (UTF-8)")
@@ -197,12 +142,3 @@ def _product_family(document: dict[str, Any], errors: list[FieldError]) -> str:
 def _printable_name(name: str) -> str:
     cleaned = "".join(c if c.isprintable() else "?" for c in name)
     return cleaned if len(cleaned) <= 64 else cleaned[:61] + "..."
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        # Also refuse the numeric forms resolvers accept as IPv4 (2130706433, 0x7f.1, 127.1).
-        return all(part.isdigit() or part.lower().startswith("0x") for part in host.split("."))
-    return True

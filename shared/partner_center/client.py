@@ -8,14 +8,13 @@ One `requests.Session` per process (pooled keep-alive connections). Every call:
 - forces one token refresh on a 401;
 - stops when the caller's `Budget` (time and attempts) would be exceeded, so an HTTP answer stays far below the 230 s
   front-end limit. A 429 whose Retry-After does not fit in the budget is passed on at once.
-The loop is hand-written rather than a urllib3 `Retry` because the 401 refresh, the shared deadline and the
-give-up-early rule for long Retry-After values need to see each response.
+A call is three small steps: build the headers, make one attempt (which turns a response into a result, a
+`Retry` or an error), and the shared retry loop of `outbound.py`.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import requests
 
+from shared.clock import Clock
 from shared.correlation import current_correlation_id, get_logger, is_guid
 from shared.errors import (
     PartnerCenterFailed,
@@ -34,8 +34,9 @@ from shared.errors import (
     UpgradeConflict,
     UpgradeError,
 )
-from shared.json_answers import json_object
-from shared.sam import SamTokenProvider
+from shared.partner_center.budget import Budget
+from shared.partner_center.outbound import Retry, backoff, json_object, retry_after, with_retries
+from shared.partner_center.sam import SamTokenProvider
 
 log = get_logger(__name__)
 
@@ -46,26 +47,9 @@ STATUS_PATH = "/v1/productUpgrades/{upgrade_id}/status"
 APPLICATION_NAME = "PartnerCenterUpgradeFunctions"
 LOCALE = "en-US"
 CONNECT_TIMEOUT = 5.0
-MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
-
-
-class Budget:
-    """Time and attempts allowed for each Partner Center call of one request or message.
-
-    The create path retries in-process and waits out a 429 that fits (the caller waits for one answer); a
-    queue-triggered check tries less and never sleeps on a 429, because the queue reschedules it instead.
-    """
-
-    def __init__(self, seconds: float, attempts: int = MAX_ATTEMPTS, *, wait_when_throttled: bool = True) -> None:
-        self._end = time.monotonic() + seconds
-        self.attempts = attempts
-        self.wait_when_throttled = wait_when_throttled
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -96,12 +80,14 @@ class PartnerCenterClient:
         base_url: str,
         tokens: SamTokenProvider,
         session: requests.Session,
+        clock: Clock,
         *,
         read_timeout: float,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._tokens = tokens
         self._session = session
+        self._clock = clock
         self._read_timeout = read_timeout
 
     def check_eligibility(self, customer_id: str, product_family: str, budget: Budget) -> Eligibility:
@@ -157,88 +143,98 @@ class PartnerCenterClient:
         )
 
     def _call(self, route: str, path: str, body: dict[str, Any], request_id: str, budget: Budget) -> requests.Response:
-        url = self._base_url + path
-        payload = json.dumps(body)
-        correlation_id = current_correlation_id()
-        if not is_guid(correlation_id):
-            correlation_id = str(uuid.uuid4())
-        rejected: str | None = None
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = self._tokens.access_token(rejected)
-            rejected = None
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "MS-RequestId": request_id,
-                "MS-CorrelationId": correlation_id,
-                "X-Locale": LOCALE,
-                "MS-PartnerCenter-Application": APPLICATION_NAME,
-            }
-            remaining = budget.remaining()
-            if remaining < 0.05:
-                raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {route}")
-            timeout = (min(CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
-            started = time.monotonic()
-            failure: Exception
-            try:
-                response = self._session.post(
-                    url, data=payload, headers=headers, timeout=timeout, allow_redirects=False
-                )
-            except requests.Timeout:
-                log.warning(
-                    "Partner Center %s timed out after %.1f s (attempt %d, MS-RequestId %s)",
-                    route,
-                    time.monotonic() - started,
-                    attempt,
-                    request_id,
-                )
-                failure = PartnerCenterTimeout(f"Partner Center did not answer the {route} call in time")
-                wait = _backoff(attempt)
-            except requests.ConnectionError as error:
-                log.warning(
-                    "Partner Center %s connection failed: %s (attempt %d, MS-RequestId %s)",
-                    route,
-                    type(error).__name__,
-                    attempt,
-                    request_id,
-                )
-                failure = PartnerCenterFailed(f"could not reach Partner Center for the {route} call")
-                wait = _backoff(attempt)
-            else:
-                _log_response(route, response, started, attempt)
-                status = response.status_code
-                if status == 401 and not refreshed:
-                    refreshed, rejected, attempt = True, token, attempt - 1
-                    continue
-                if status == 401:
-                    raise PartnerCenterFailed(
-                        "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
-                        "integration user still has an admin agent role and MFA",
-                        _fault(response),
-                    )
-                if status == 429:
-                    wait = _retry_after(response) or _backoff(attempt)
-                    if not budget.wait_when_throttled or attempt >= budget.attempts or wait >= budget.remaining():
-                        raise PartnerCenterThrottled(
-                            f"Partner Center is throttling the {route} call; retry after {wait} seconds",
-                            retry_after=max(1, round(wait)),
-                            fault=_fault(response),
-                        )
-                    time.sleep(wait)
-                    continue
-                if status not in RETRYABLE_STATUS:
-                    return response
-                failure = PartnerCenterFailed(
-                    f"Partner Center failed the {route} call with HTTP {status}", _fault(response)
-                )
-                wait = _retry_after(response) or _backoff(attempt)
-            if attempt >= budget.attempts or wait >= budget.remaining():
-                raise failure
-            time.sleep(wait)
+        call = _Call(route, self._base_url + path, json.dumps(body), _headers(request_id))
+        return with_retries(
+            lambda attempt: self._attempt(call, attempt, budget),
+            attempts=budget.attempts,
+            remaining=budget.remaining,
+            clock=self._clock,
+        )
+
+    def _attempt(self, call: _Call, attempt: int, budget: Budget) -> requests.Response:
+        """One attempt: the response to use, or `Retry` (same MS-RequestId), or the error to answer with."""
+        token = self._tokens.access_token()
+        response = self._send(call, token, attempt, budget)
+        if response.status_code == 401:  # one forced refresh per attempt: the token may have been revoked
+            response = self._send(call, self._tokens.access_token(rejected=token), attempt, budget)
+        status = response.status_code
+        if status == 401:
+            raise PartnerCenterFailed(
+                "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
+                "integration user still has an admin agent role and MFA",
+                _fault(response),
+            )
+        if status == 429:
+            wait = retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS)
+            throttled = PartnerCenterThrottled(
+                f"Partner Center is throttling the {call.route} call; retry after {wait:.0f} seconds",
+                retry_after=max(1, round(wait)),
+                fault=_fault(response),
+            )
+            if not budget.wait_when_throttled:
+                raise throttled
+            raise Retry(wait, throttled)
+        if status in RETRYABLE_STATUS:
+            failure = PartnerCenterFailed(
+                f"Partner Center failed the {call.route} call with HTTP {status}", _fault(response)
+            )
+            raise Retry(retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS), failure)
+        return response
+
+    def _send(self, call: _Call, token: str, attempt: int, budget: Budget) -> requests.Response:
+        """One HTTP exchange; timeouts and connection failures become a `Retry`."""
+        remaining = budget.remaining()
+        if remaining < 0.05:
+            raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {call.route}")
+        timeout = (min(CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
+        headers = {"Authorization": f"Bearer {token}", **call.headers}
+        started = time.monotonic()
+        try:
+            response = self._session.post(
+                call.url, data=call.payload, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except requests.Timeout:
+            elapsed = time.monotonic() - started
+            log.warning(
+                "Partner Center %s timed out after %.1f s (attempt %d, MS-RequestId %s)",
+                call.route, elapsed, attempt, call.request_id,
+            )  # fmt: skip
+            failure: Exception = PartnerCenterTimeout(f"Partner Center did not answer the {call.route} call in time")
+            raise Retry(backoff(attempt, BACKOFF_SECONDS), failure) from None
+        except requests.ConnectionError as error:
+            log.warning(
+                "Partner Center %s connection failed: %s (attempt %d, MS-RequestId %s)",
+                call.route, type(error).__name__, attempt, call.request_id,
+            )  # fmt: skip
+            failure = PartnerCenterFailed(f"could not reach Partner Center for the {call.route} call")
+            raise Retry(backoff(attempt, BACKOFF_SECONDS), failure) from None
+        _log_response(call.route, response, started, attempt)
+        return response
+
+
+@dataclass(frozen=True)
+class _Call:
+    route: str
+    url: str
+    payload: str
+    headers: dict[str, str]
+
+    @property
+    def request_id(self) -> str:
+        return self.headers["MS-RequestId"]
+
+
+def _headers(request_id: str) -> dict[str, str]:
+    """Every header Partner Center documents, but Authorization (added per attempt)."""
+    correlation_id = current_correlation_id()
+    return {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "MS-RequestId": request_id,
+        "MS-CorrelationId": correlation_id if is_guid(correlation_id) else str(uuid.uuid4()),
+        "X-Locale": LOCALE,
+        "MS-PartnerCenter-Application": APPLICATION_NAME,
+    }
 
 
 def _rejection(response: requests.Response, detail: str) -> UpgradeError:
@@ -262,18 +258,6 @@ def _fault(response: requests.Response) -> PartnerCenterFault:
         request_id=response.headers.get("MS-RequestId"),
         correlation_id=response.headers.get("MS-CorrelationId"),
     )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _backoff(attempt: int) -> float:
-    return BACKOFF_SECONDS * float(2 ** (attempt - 1)) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
 
 
 def _log_response(route: str, response: requests.Response, started: float, attempt: int) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.correlation import get_logger
-from shared.queue_message import TrackMessage
-from shared.storage import EnsuredResource
+from shared.storage.clients import EnsuredResource
+from shared.tracking.message import TrackMessage
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.correlation import is_guid
+from shared.upgrades.model import PRODUCT_FAMILY, UpgradeRecord
 
 
 class InvalidMessage(ValueError):
@@ -27,6 +28,11 @@ class TrackMessage:
     attempt: int | None = None
 
     @classmethod
+    def for_record(cls, record: UpgradeRecord) -> TrackMessage:
+        """The next check of `record`: `attempt` is its check count, so older messages read as duplicates."""
+        return cls(record.upgrade_id, record.customer_id, record.product_family, record.correlation_id, record.checks)
+
+    @classmethod
     def parse(cls, text: str) -> TrackMessage:
         try:
             document = json.loads(text)
@@ -40,14 +46,14 @@ class TrackMessage:
             raise InvalidMessage("upgradeId must be a GUID")
         if not (isinstance(customer_id, str) and is_guid(customer_id)):
             raise InvalidMessage("customerId must be a GUID")
-        if not (isinstance(product_family, str) and product_family.lower() == "azure"):
-            raise InvalidMessage("productFamily must be Azure")
+        if not (isinstance(product_family, str) and product_family.lower() == PRODUCT_FAMILY.lower()):
+            raise InvalidMessage(f"productFamily must be {PRODUCT_FAMILY}")
         correlation_id = document.get("correlationId")
         attempt = document.get("attempt")
         return cls(
             upgrade_id=upgrade_id.lower(),
             customer_id=customer_id.lower(),
-            product_family="Azure",
+            product_family=PRODUCT_FAMILY,
             correlation_id=correlation_id.lower()
             if isinstance(correlation_id, str) and is_guid(correlation_id)
             else None,

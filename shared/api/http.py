@@ -10,14 +10,14 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared.api.problems import configuration_problem, internal_problem, problem_response
+from shared.api.validation import parse_guid, parse_idempotency_key, parse_upgrade_request
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import UpgradeError
-from shared.locations import retry_after_seconds, status_uri
-from shared.problems import configuration_problem, internal_problem, problem_response
+from shared.errors import UpgradeError, where
 from shared.services import services
 from shared.settings import ConfigurationError
-from shared.validation import parse_guid, parse_idempotency_key, parse_upgrade_request
-from shared.where import where
+from shared.tracking.on_read import read_status
+from shared.upgrades.model import retry_after_seconds, status_uri
 
 log = get_logger(__name__)
 
@@ -45,7 +45,7 @@ def _status(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     upgrade_id = parse_guid(req.route_params.get("upgradeId"), "upgradeId", required=True)
     customer_id = parse_guid(req.params.get("customerId"), "customerId", required=False)
     assert upgrade_id  # required=True
-    record = app.tracker.read(upgrade_id, customer_id)
+    record = read_status(app.tracker, upgrade_id, customer_id)
     body = record.to_resource()
     if record.is_final:
         return _json(200, body, {})

@@ -30,8 +30,8 @@ from shared.errors import (
     SamCredentialsRejected,
     UpgradeError,
 )
-from shared.json_answers import json_object
 from shared.key_vault import Secret, SecretStore
+from shared.partner_center.outbound import Retry, json_object, with_retries
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -42,6 +42,7 @@ REFRESH_TOKEN_LIFETIME_DAYS = 90
 FAILURE_MEMORY_SECONDS = 60
 TIMEOUT = (5.0, 15.0)
 ATTEMPTS = 2
+RETRY_WAIT_SECONDS = 0.5
 
 _CONSENT_ERRORS = ("invalid_grant", "interaction_required")
 _CLIENT_ERRORS = ("invalid_client", "unauthorized_client")
@@ -144,24 +145,26 @@ class SamTokenProvider:
             "refresh_token": credentials.refresh_token.value,
             "scope": self._scope,
         }
-        for attempt in range(1, ATTEMPTS + 1):
-            started = time.monotonic()
-            try:
-                response = self._session.post(self._token_url, data=form, timeout=TIMEOUT, allow_redirects=False)
-            except requests.RequestException as error:
-                log.warning("Entra ID token request failed: %s (attempt %d)", type(error).__name__, attempt)
-                retry_after = 10
-            else:
-                elapsed = (time.monotonic() - started) * 1000
-                log.info("Entra ID token exchange -> %d in %.0f ms", response.status_code, elapsed)
-                if response.status_code < 429 or 430 <= response.status_code < 500:
-                    return response.status_code, json_object(response)
-                retry_after = _seconds(response.headers.get("Retry-After"), 10)
-            if attempt < ATTEMPTS:
-                time.sleep(0.5)
-        raise DependencyUnavailable(
-            "Entra ID is unavailable; the Partner Center token could not be refreshed", retry_after
+        return with_retries(
+            lambda attempt: self._redeem_once(form, attempt),
+            attempts=ATTEMPTS,
+            remaining=lambda: float("inf"),
+            clock=self._clock,
         )
+
+    def _redeem_once(self, form: dict[str, str], attempt: int) -> tuple[int, dict[str, Any]]:
+        """Entra's answer, or `Retry` when Entra is unreachable, throttling or failing (429, 5xx)."""
+        started = time.monotonic()
+        try:
+            response = self._session.post(self._token_url, data=form, timeout=TIMEOUT, allow_redirects=False)
+        except requests.RequestException as error:
+            log.warning("Entra ID token request failed: %s (attempt %d)", type(error).__name__, attempt)
+            raise Retry(RETRY_WAIT_SECONDS, _entra_unavailable(10)) from None
+        elapsed = (time.monotonic() - started) * 1000
+        log.info("Entra ID token exchange -> %d in %.0f ms", response.status_code, elapsed)
+        if response.status_code < 429 or 430 <= response.status_code < 500:
+            return response.status_code, json_object(response)
+        raise Retry(RETRY_WAIT_SECONDS, _entra_unavailable(_seconds(response.headers.get("Retry-After"), 10)))
 
     def _accept(self, body: dict[str, Any], stored: Secret) -> _AccessToken:
         access_token = body.get("access_token")
@@ -214,6 +217,12 @@ class SamTokenProvider:
         log.error("%s [%s, %s]", detail, error, trace)
         self._failure = (kind, detail, self._clock.now() + FAILURE_MEMORY_SECONDS)
         raise kind(detail)
+
+
+def _entra_unavailable(retry_after: int) -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "Entra ID is unavailable; the Partner Center token could not be refreshed", retry_after
+    )
 
 
 def _seconds(value: Any, default: int) -> int:

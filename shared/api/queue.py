@@ -12,11 +12,11 @@ import time
 import azure.functions as func
 
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import RetryLater, UpgradeError
-from shared.queue_message import InvalidMessage, TrackMessage
+from shared.errors import RetryLater, UpgradeError, where
 from shared.services import services
 from shared.settings import ConfigurationError
-from shared.where import where
+from shared.tracking.message import InvalidMessage, TrackMessage
+from shared.tracking.on_message import handle_message
 
 log = get_logger(__name__)
 
@@ -36,7 +36,7 @@ def track_status(msg: func.QueueMessage) -> None:
             "UpgradeStatus message %s (dequeue %s) for upgrade %s", message_id, msg.dequeue_count, message.upgrade_id
         )
         try:
-            services().tracker.handle(message)
+            handle_message(services().tracker, message)
         except InvalidMessage as error:
             _refuse(text, message_id, error)
             return

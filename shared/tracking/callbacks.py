@@ -22,11 +22,13 @@ from shared.correlation import get_logger
 from shared.errors import UpgradeError
 from shared.key_vault import SecretStore
 from shared.settings import Settings
-from shared.validation import callback_url_problem
+from shared.tracking.callback_urls import callback_url_problem
+from shared.upgrades.model import CallbackState, UpgradeRecord
 
 log = get_logger(__name__)
 
 TIMEOUT = (5.0, 10.0)
+MAX_CALLBACK_ATTEMPTS = 5
 USER_AGENT = "PartnerCenterUpgradeFunctions-Callback/1.0"
 
 
@@ -78,3 +80,19 @@ class CallbackSender:
             (time.monotonic() - started) * 1000,
         )
         return Delivery.DELIVERED if 200 <= response.status_code < 300 else Delivery.RETRY
+
+    def deliver_for(self, record: UpgradeRecord) -> bool:
+        """One delivery attempt for a final record with a pending callback; updates its callback state (the caller
+        saves it). True when another attempt should be scheduled; failures are never raised."""
+        assert record.callback_url  # PENDING implies a URL
+        result = self.deliver(record.callback_url, record.to_resource())
+        record.callback_attempts += 1
+        record.updated_at = self._clock.now()
+        if result is Delivery.DELIVERED:
+            record.callback_state = CallbackState.DELIVERED
+            return False
+        if result is Delivery.REFUSED or record.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
+            record.callback_state = CallbackState.FAILED
+            log.warning("callback for upgrade %s failed after %d attempts", record.upgrade_id, record.callback_attempts)
+            return False
+        return True

@@ -14,13 +14,12 @@ from typing import Any
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import NotEligible, PartnerCenterFault
-from shared.idempotency import Claim, IdempotencyStore, StoredResponse
-from shared.locations import retry_after_seconds, status_uri
-from shared.partner_center import Budget, PartnerCenterClient
+from shared.partner_center.budget import Budget
+from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
-from shared.status_store import CallbackState, UpgradeRecord
-from shared.tracking import Tracker
-from shared.validation import UpgradeRequest
+from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
+from shared.tracking.tracker import Tracker
+from shared.upgrades.model import UpgradeRecord, UpgradeRequest, retry_after_seconds, status_uri
 
 log = get_logger(__name__)
 
@@ -76,7 +75,7 @@ class UpgradeService:
         return accepted
 
     def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, base_url: str) -> Accepted:
-        budget = Budget(CREATE_BUDGET_SECONDS)
+        budget = Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = location = None
         if self._settings.check_eligibility:
             eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, budget)
@@ -99,17 +98,14 @@ class UpgradeService:
 
         now = self._clock.now()
         record = self._tracker.start(
-            UpgradeRecord(
-                upgrade_id=upgrade_id,
-                customer_id=request.customer_id,
-                product_family=request.product_family,
-                created_at=now,
-                updated_at=now,
-                next_check_at=now + self._settings.first_check_seconds,
-                partner_center_location=location,
+            UpgradeRecord.new(
+                upgrade_id,
+                request.customer_id,
+                now,
+                location=location,
                 correlation_id=correlation_id,
                 callback_url=request.callback_url,
-                callback_state=CallbackState.NONE,
+                next_check_at=now + self._settings.first_check_seconds,
             )
         )
         uri = status_uri(base_url, upgrade_id, request.customer_id)

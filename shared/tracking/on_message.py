@@ -1,0 +1,58 @@
+"""The queue path: one `UpgradeStatus` message asks for one status check of one upgrade.
+
+A duplicate, late or out-of-date message changes nothing; a transient failure raises `RetryLater` (the host
+retries the message, then parks it in `<queue>-poison`) after the record notes the error.
+"""
+
+from __future__ import annotations
+
+from shared.correlation import get_logger
+from shared.errors import PartnerCenterThrottled, PartnerCenterUnknownUpgrade, RetryLater, UpgradeError
+from shared.tracking.message import InvalidMessage, TrackMessage
+from shared.tracking.tracker import Tracker
+from shared.upgrades.model import CallbackState, UpgradeRecord
+
+log = get_logger(__name__)
+
+CHECK_BUDGET_SECONDS = 60.0
+
+
+def handle_message(tracker: Tracker, message: TrackMessage) -> None:
+    record = tracker.store.get(message.upgrade_id)
+    if record and record.customer_id != message.customer_id:
+        raise InvalidMessage(f"customerId does not match the record of upgrade {message.upgrade_id}")
+    if record and record.is_final:
+        if record.callback_state == CallbackState.PENDING:
+            tracker.deliver(record)
+        else:
+            log.info("upgrade %s is already %s; message ignored", record.upgrade_id, record.status)
+        return
+    if record and message.attempt is not None and message.attempt < record.checks:
+        log.info(
+            "upgrade %s: message for check %d is older than the record (%d checks); ignored",
+            record.upgrade_id,
+            message.attempt,
+            record.checks,
+        )
+        return
+    record = record or UpgradeRecord.new(
+        message.upgrade_id, message.customer_id, tracker.clock.now(), correlation_id=message.correlation_id
+    )
+    try:
+        report = tracker.status_report(record, CHECK_BUDGET_SECONDS)
+    except PartnerCenterThrottled as throttled:
+        tracker.reschedule_throttled(record, throttled.retry_after or 1)
+        return
+    except PartnerCenterUnknownUpgrade:
+        log.warning("Partner Center does not know upgrade %s; nothing to track", message.upgrade_id)
+        return
+    except UpgradeError as error:
+        tracker.remember_error(record, error)
+        raise RetryLater(f"status check of upgrade {record.upgrade_id} failed: {error.detail}") from None
+    tracker.settle(record, report)
+    tracker.schedule_next_check(record)
+    if not tracker.save(record) or not record.is_final:
+        return
+    tracker.log_final(record)
+    if record.callback_state == CallbackState.PENDING:
+        tracker.deliver(record)

@@ -1,0 +1,170 @@
+"""The tracking state machine: record an accepted upgrade, apply a status report, schedule the next check,
+deliver the callback. The queue path (`on_message.py`) and the read path (`on_read.py`) drive it.
+
+Handling is idempotent: a message older than the record (its `attempt` is below the record's check count) is
+a duplicate; a final record is never changed except for its callback delivery state; every save is
+conditional on the record's ETag, and a lost race keeps the other update.
+"""
+
+from __future__ import annotations
+
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import PartnerCenterUnknownUpgrade, UpgradeError
+from shared.partner_center.budget import Budget
+from shared.partner_center.client import PartnerCenterClient, StatusReport
+from shared.settings import Settings
+from shared.storage.records import ConcurrentUpdate, UpgradeStore
+from shared.storage.status_queue import StatusQueue
+from shared.tracking import policy
+from shared.tracking.callbacks import CallbackSender
+from shared.tracking.message import TrackMessage
+from shared.upgrades.model import CallbackState, State, UpgradeRecord
+
+log = get_logger(__name__)
+
+
+class Tracker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: UpgradeStore,
+        queue: StatusQueue,
+        partner_center: PartnerCenterClient,
+        callbacks: CallbackSender,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._queue = queue
+        self._pc = partner_center
+        self._callbacks = callbacks
+
+    # --- CreateUpgrade: record the accepted upgrade and schedule its first check -----------------
+
+    def start(self, record: UpgradeRecord) -> UpgradeRecord:
+        """Record and schedule; never raises. Returns the record as stored (an existing one wins)."""
+        try:
+            if not self.store.insert(record):
+                existing = self.store.get(record.upgrade_id)
+                log.info("upgrade %s is already tracked", record.upgrade_id)
+                if existing and record.callback_url:
+                    self._adopt_callback(existing, record.callback_url)
+                return existing or record
+        except UpgradeError as error:
+            log.error(
+                "upgrade %s was accepted by Partner Center but could not be recorded (%s); its queue message or a "
+                "GET on its Location recovers it",
+                record.upgrade_id,
+                error.detail,
+            )
+        try:
+            self._queue.schedule(TrackMessage.for_record(record), self.settings.first_check_seconds)
+        except UpgradeError as error:
+            log.error(
+                "upgrade %s was accepted but its first status check could not be queued (%s); a GET on its "
+                "Location recovers tracking",
+                record.upgrade_id,
+                error.detail,
+            )
+        return record
+
+    def _adopt_callback(self, record: UpgradeRecord, url: str) -> None:
+        """A caller who submits an upgrade that already exists still gets its callback, unless another URL was
+        registered first (one receiver per upgrade). An upgrade that is already final calls back at once."""
+        if record.callback_url:
+            if record.callback_url != url:
+                log.warning(
+                    "upgrade %s already calls back another URL; the new callbackUrl is not used", record.upgrade_id
+                )
+            return
+        record.callback_url = url
+        record.updated_at = self.clock.now()
+        if record.is_final:
+            record.callback_state = CallbackState.PENDING
+            self.schedule(record, 0)
+        self.save(record)
+
+    # --- the steps both paths use ----------------------------------------------------------------
+
+    def status_report(self, record: UpgradeRecord, budget_seconds: float) -> StatusReport:
+        """Partner Center's status of the upgrade; an upgrade it no longer knows reads as Failed."""
+        budget = Budget(budget_seconds, self.clock, attempts=2, wait_when_throttled=False)
+        try:
+            return self._pc.get_status(record.upgrade_id, record.customer_id, record.product_family, budget)
+        except PartnerCenterUnknownUpgrade as unknown:
+            if not record.is_stored:
+                raise
+            code = unknown.partner_center.code if unknown.partner_center else None
+            return policy.unknown_upgrade_report(code, unknown.detail)
+
+    def settle(self, record: UpgradeRecord, report: StatusReport) -> None:
+        """Apply one report to the record (no I/O): state, error, timing, next check, callback pending."""
+        now = self.clock.now()
+        outcome = policy.interpret(report)
+        record.checks += 1
+        record.last_checked_at = record.updated_at = now
+        record.partner_center_status = report.status
+        record.line_items = report.line_items
+        record.status, record.error = outcome.state, outcome.error
+        timed_out = policy.timed_out(record, now, self.settings)
+        if timed_out:
+            record.status, record.error = State.TIMED_OUT, timed_out
+        if record.is_final:
+            record.next_check_at = None
+            if record.callback_url and record.callback_state == CallbackState.NONE:
+                record.callback_state = CallbackState.PENDING
+        else:
+            record.next_check_at = now + policy.next_delay(self.settings, record.checks)
+
+    def schedule_next_check(self, record: UpgradeRecord) -> None:
+        if record.next_check_at is not None and not record.is_final:
+            self.schedule(record, round(record.next_check_at - self.clock.now()))
+
+    def reschedule_throttled(self, record: UpgradeRecord, delay: int) -> None:
+        log.info(
+            "Partner Center throttled the status check of upgrade %s; next check in %d s", record.upgrade_id, delay
+        )
+        record.next_check_at = record.updated_at = self.clock.now()
+        record.next_check_at += delay
+        self.schedule(record, delay)
+        if record.is_stored:
+            self.save(record)
+
+    def remember_error(self, record: UpgradeRecord, error: UpgradeError) -> None:
+        record.error = {"code": error.slug, "message": error.detail, "transient": True}
+        record.updated_at = self.clock.now()
+        if not record.is_stored:
+            return
+        try:
+            self.save(record)
+        except UpgradeError as storage_error:
+            log.warning("could not record the failed check of upgrade %s: %s", record.upgrade_id, storage_error.detail)
+
+    def schedule(self, record: UpgradeRecord, delay: int) -> None:
+        self._queue.schedule(TrackMessage.for_record(record), delay)
+
+    def save(self, record: UpgradeRecord) -> bool:
+        """False when another handler updated the record first (its update is kept)."""
+        try:
+            self.store.save(record)
+        except ConcurrentUpdate:
+            log.info("upgrade %s was updated concurrently; keeping the other update", record.upgrade_id)
+            return False
+        return True
+
+    def log_final(self, record: UpgradeRecord) -> None:
+        log.info(
+            "upgrade %s is %s (Partner Center status %r)",
+            record.upgrade_id,
+            record.status,
+            record.partner_center_status,
+        )
+
+    def deliver(self, record: UpgradeRecord) -> None:
+        """One callback attempt; another is scheduled through the queue when it is worth it. Never raises."""
+        if self._callbacks.deliver_for(record):
+            self.schedule(record, policy.next_delay(self.settings, record.callback_attempts - 1))
+        self.save(record)

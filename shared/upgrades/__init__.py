@@ -1,0 +1,1 @@
+"""The upgrade itself: its model (record, states, status resource) and the create use case."""

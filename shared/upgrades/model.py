@@ -1,0 +1,136 @@
+"""An upgrade as this app knows it: its states, its record, and the status resource callers see.
+
+The record is the domain's; `shared/storage/records.py` maps it to a Table entity. The resource shape, the
+status URL and the polling hint are part of the HTTP contract (docs/design.md, "Status resource").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from shared.clock import iso
+
+PRODUCT_FAMILY = "Azure"  # the only product family Partner Center upgrades, as it spells it
+
+
+@dataclass(frozen=True)
+class UpgradeRequest:
+    customer_id: str
+    product_family: str
+    callback_url: str | None
+
+    def fingerprint(self) -> str:
+        """Identifies the request's meaning (not its bytes), for Idempotency-Key comparison."""
+        canonical = json.dumps([self.customer_id, self.product_family, self.callback_url], separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class State(StrEnum):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+
+
+FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.TIMED_OUT})
+
+
+class CallbackState(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass
+class UpgradeRecord:
+    upgrade_id: str
+    customer_id: str
+    product_family: str
+    created_at: float
+    updated_at: float
+    status: State = State.IN_PROGRESS
+    partner_center_status: str | None = None
+    line_items: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    last_checked_at: float | None = None
+    next_check_at: float | None = None
+    checks: int = 0
+    partner_center_location: str | None = None
+    correlation_id: str | None = None
+    callback_url: str | None = None
+    callback_state: CallbackState = CallbackState.NONE
+    callback_attempts: int = 0
+    etag: str | None = None  # set once stored: None means "not in the table yet"
+
+    @classmethod
+    def new(
+        cls,
+        upgrade_id: str,
+        customer_id: str,
+        now: float,
+        *,
+        location: str | None = None,
+        correlation_id: str | None = None,
+        callback_url: str | None = None,
+        next_check_at: float | None = None,
+    ) -> UpgradeRecord:
+        """A record for an upgrade seen for the first time (accepted, or recovered from Partner Center)."""
+        return cls(
+            upgrade_id=upgrade_id,
+            customer_id=customer_id,
+            product_family=PRODUCT_FAMILY,
+            created_at=now,
+            updated_at=now,
+            next_check_at=next_check_at,
+            partner_center_location=location or f"productUpgrades/{upgrade_id}",
+            correlation_id=correlation_id,
+            callback_url=callback_url,
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @property
+    def is_stored(self) -> bool:
+        return self.etag is not None
+
+    def to_resource(self) -> dict[str, Any]:
+        """The status resource, as GET returns it and callbacks send it."""
+        return {
+            "upgradeId": self.upgrade_id,
+            "customerId": self.customer_id,
+            "productFamily": self.product_family,
+            "status": str(self.status),
+            "partnerCenterStatus": self.partner_center_status,
+            "lineItems": self.line_items,
+            "error": self.error,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "lastCheckedAt": iso(self.last_checked_at),
+            "nextCheckAt": iso(self.next_check_at),
+            "checks": self.checks,
+            "partnerCenterLocation": self.partner_center_location,
+            "correlationId": self.correlation_id,
+            "callback": {
+                "url": self.callback_url,
+                "state": str(self.callback_state),
+                "attempts": self.callback_attempts,
+            },
+        }
+
+
+def status_uri(base_url: str, upgrade_id: str, customer_id: str) -> str:
+    """`{base}/api/upgrades/{id}?customerId={customer}`: the customerId lets the route recover a lost record."""
+    return f"{base_url}/api/upgrades/{quote(upgrade_id, safe='')}?customerId={quote(customer_id, safe='')}"
+
+
+def retry_after_seconds(seconds: float) -> int:
+    """Retry-After for pollers: the time to the next check, clamped to 5-300 s."""
+    return int(min(300, max(5, round(seconds))))
