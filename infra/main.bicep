@@ -4,6 +4,7 @@
 //   keyvault.bicep    SAM credentials vault (RBAC, soft delete, purge protection)
 //   monitoring.bicep  Log Analytics + Application Insights (Entra-only ingestion)
 //   rbac.bicep        data-plane roles for the identity (and Secrets Officer for the deploying principal)
+//   alerts.bicep      action group + log alerts: consent/MFA, poison messages, 5xx rate (README runbook)
 //   app.bicep         Flex Consumption plan + function app (Python 3.13) + app settings
 // No connection strings, keys or secrets: every connection is the managed identity + RBAC.
 targetScope = 'subscription'
@@ -86,6 +87,10 @@ param partnerCenterBatchCallsPerMinute int = 300
 
 @description('NCRONTAB (UTC, six fields: second minute hour day month day-of-week) of the daily consent keep-alive. Empty = the contract default.')
 param consentCheckSchedule string = ''
+
+// ---- alerts
+@description('E-mail address for the alerts\' action group (ALERT_EMAIL). Empty = no receiver; add one in the portal.')
+param alertEmail string = ''
 
 // ---- sizing
 @minValue(1)
@@ -243,6 +248,18 @@ module app 'app.bicep' = {
   ]
 }
 
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'alert-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+  }
+}
+
 // azd stores these in .azure/<env>/.env (and hooks see them as environment variables).
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
@@ -258,3 +275,4 @@ output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_ALERTS_ACTION_GROUP_NAME string = alerts.outputs.actionGroupName

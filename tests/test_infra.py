@@ -525,3 +525,140 @@ def test_azd_builds_the_app_remotely_for_python_and_requirements_refuse_another_
     # azure-functions 2.x requires Python >= 3.13: a remote build on an older Python fails instead of deploying.
     pinned = re.search(r"^azure-functions==(\d+)\.", requirements, re.MULTILINE)
     assert pinned and int(pinned.group(1)) >= 2
+
+
+ALERTS_BICEP = INFRA / "alerts.bicep"
+
+# The log lines the alert rules match, fixed with the app engineers (DESIGN.md "Consent keep-alive, health and
+# alerts"): (severityLevel, message). Application Insights severityLevel: 2 Warning, 3 Error, 4 Critical.
+CONSENT_LINES = [
+    (3, "token exchange refused: problemType=urn:partner-center-upgrade:problem:consent-required AADSTS700082"),
+    (3, "KeepConsentAlive: access token has no MFA claim problemType=urn:partner-center-upgrade:problem:mfa-required"),
+    (4, "problemType=urn:partner-center-upgrade:problem:sam-consent-required"),
+]
+NOT_CONSENT_LINES = [
+    (3, "problemType=urn:partner-center-upgrade:problem:configuration-error"),
+    (3, "problemType=urn:partner-center-upgrade:problem:consent-required-soon"),
+    (2, "problemType=urn:partner-center-upgrade:problem:consent-required"),  # a warning, not the ERROR
+    (3, "problemType=urn:other-product:problem:consent-required"),
+]
+POISON_LINES = [
+    (2, "Message has reached MaxDequeueCount of 5. Moving message to queue 'upgrade-status-poison'."),
+    (2, "Message has reached MaxDequeueCount of 5. Moving message to queue 'upgrade-batch-poison'."),
+    (3, "UpgradeStatus message 1f2e refused (customerId is not a GUID); moving it to the poison queue"),
+]
+NOT_POISON_LINES = [
+    (1, "Message has reached MaxDequeueCount of 5."),
+    (1, "Moving message to queue 'upgrade-status'."),
+    (1, "UpgradeStatus message 1f2e refused; moving it to the poison queue"),  # not an ERROR
+]
+
+
+def _multiline_var(text: str, name: str) -> str:
+    match = re.search(rf"^var {name} = '''\n(.*?)'''$", text, re.MULTILINE | re.DOTALL)
+    assert match, f"alerts.bicep: var {name} = '''...''' not found"
+    return match.group(1)
+
+
+def _kql_regexes(query: str) -> list[re.Pattern[str]]:
+    return [re.compile(pattern) for pattern in re.findall(r'matches regex @"((?:[^"]|"")*)"', query)]
+
+
+def _kql_contains(query: str) -> list[str]:
+    return re.findall(r'\bcontains "([^"]*)"', query)
+
+
+def test_consent_alert_query_matches_exactly_the_consent_and_mfa_error_lines() -> None:
+    query = _multiline_var(ALERTS_BICEP.read_text(), "consentQuery")
+    (pattern,) = _kql_regexes(query)
+    assert re.search(r"\|\s*where severityLevel >= 3\s*$", query, re.MULTILINE), "only ERROR and above"
+
+    def selected(severity: int, message: str) -> bool:
+        return severity >= 3 and bool(pattern.search(message))
+
+    assert all(selected(*line) for line in CONSENT_LINES)
+    assert not any(selected(*line) for line in NOT_CONSENT_LINES)
+    assert query.lstrip().startswith("traces\n")
+
+
+def test_poison_alert_query_matches_the_hosts_line_and_the_apps_error() -> None:
+    query = _multiline_var(ALERTS_BICEP.read_text(), "poisonQuery")
+    (host_pattern,) = _kql_regexes(query)
+    (app_phrase,) = _kql_contains(query)
+    assert re.search(rf'or \(severityLevel >= 3 and message contains "{re.escape(app_phrase)}"\)', query)
+
+    def selected(severity: int, message: str) -> bool:
+        return bool(host_pattern.search(message)) or (severity >= 3 and app_phrase.lower() in message.lower())
+
+    assert all(selected(*line) for line in POISON_LINES)
+    assert not any(selected(*line) for line in NOT_POISON_LINES)
+    extract = re.search(r"""extract\(@"(.*?)", 1, message\)""", query)
+    assert extract
+    queue = re.search(extract.group(1), POISON_LINES[0][1])
+    assert queue and queue.group(1) == "upgrade-status-poison"
+
+
+def _alert_rules() -> dict[str, str]:
+    text = ALERTS_BICEP.read_text()
+    pattern = re.compile(r"\bresource\s+(\w+)\s+'Microsoft\.Insights/scheduledQueryRules@([\w-]+)'\s*=\s*\{")
+    code = _code(text)
+    rules = {}
+    for match in pattern.finditer(text):
+        start, end = _balanced(code, match.end() - 1)
+        rules[match.group(1)] = text[start:end]
+    return rules
+
+
+def test_error_rate_alert_is_5xx_over_all_requests_in_15_minutes_above_5_percent_with_a_minimum_count() -> None:
+    text = ALERTS_BICEP.read_text()
+    rule = _alert_rules()["serverErrorRateAlert"]
+    lines = re.search(r"^var serverErrorRateLines = \[\n(.*?)^\]$", text, re.MULTILINE | re.DOTALL)
+    assert lines
+    query = [line.strip().strip("'") for line in lines.group(1).splitlines()]
+
+    assert query[0] == "requests"
+    assert "countif(toint(resultCode) >= 500)" in query[1] and "total = count()" in query[1]
+    assert query[2] == "| where total >= ${minimumRequestsForErrorRate}"
+    assert query[3] == "| extend failedPercent = 100.0 * failed / total"
+    minimum = re.search(r"^param minimumRequestsForErrorRate int = (\d+)$", text, re.MULTILINE)
+    assert minimum and int(minimum.group(1)) >= 10, "1 failure out of 2 requests must not page anyone"
+    assert re.search(r"^param serverErrorPercentThreshold int = 5$", text, re.MULTILINE)
+    for setting in (
+        "windowSize: 'PT15M'",
+        "metricMeasureColumn: 'failedPercent'",
+        "operator: 'GreaterThan'",
+        "threshold: serverErrorPercentThreshold",
+        "query: serverErrorRateQuery",
+    ):
+        assert setting in rule, setting
+
+
+def test_every_alert_rule_watches_application_insights_and_notifies_the_action_group() -> None:
+    rules = _alert_rules()
+
+    assert set(rules) == {"consentAlert", "poisonAlert", "serverErrorRateAlert"}
+    for name, body in rules.items():
+        assert re.search(r"scopes:\s*\[\s*applicationInsights\.id\s*\]", body), name
+        assert re.search(r"actionGroups:\s*\[\s*actionGroup\.id\s*\]", body), name
+        assert re.search(r"^\s*severity:\s*[0-4]$", body, re.MULTILINE), name
+        assert "README.md" in body, f"{name}: the description points to the runbook"
+        if "muteActionsDuration" in body:  # Azure Monitor mutes actions only for rules that do not auto-resolve
+            assert "autoMitigate: false" in body, name
+    queries = {query for body in rules.values() for query in re.findall(r"query:\s*(\w+)", body)}
+    assert queries == {"consentQuery", "poisonQuery", "serverErrorRateQuery"}
+
+
+def test_action_group_mails_the_operator_only_when_an_address_is_given() -> None:
+    text = ALERTS_BICEP.read_text()
+    (group,) = _resources(text, "Microsoft.Insights/actionGroups")
+    main = (INFRA / "main.bicep").read_text()
+    supplied = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+    assert "location: 'global'" in group
+    assert re.search(r"emailReceivers:\s*empty\(alertEmail\)\s*\?\s*\[\]\s*:\s*operatorEmail", group)
+    assert re.search(r"emailAddress:\s*alertEmail", text)
+    assert re.search(r"^param alertEmail string = ''$", text, re.MULTILINE)
+    assert re.search(r"^param alertEmail string = ''$", main, re.MULTILINE)
+    assert "module alerts 'alerts.bicep' = {" in main
+    assert re.search(r"\balertEmail:\s*alertEmail\b", _declaration(main, r"\bmodule alerts\s+'[^']*'\s*=\s*\{"))
+    assert supplied["alertEmail"]["value"] == "${ALERT_EMAIL=}"
