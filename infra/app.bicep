@@ -25,7 +25,11 @@ param deploymentContainerName string
 param applicationInsightsName string
 param keyVaultUri string
 param statusQueueName string
+param batchQueueName string
 param upgradesTableName string
+
+@description('Key Vault secret names (DESIGN.md "Settings"); the refresh token one is also the scope of a role in rbac.bicep.')
+param refreshTokenSecretName string
 
 @description('Upper bound of scale-out; keeps bursts within Partner Center throttling.')
 @minValue(1)
@@ -43,6 +47,7 @@ param instanceMemoryMB int = 2048
 param partnerTenantId string
 param partnerCenterBaseUrl string
 param authorityHost string
+@description('External base URL for Location. Empty = https://<the site\'s default host name>.')
 param publicBaseUrl string = ''
 param callbackAllowedHosts string = ''
 param checkEligibility bool = true
@@ -50,6 +55,8 @@ param statusFirstCheckSeconds int
 param statusMaxIntervalSeconds int
 param statusMaxTrackingHours int
 param partnerCenterTimeoutSeconds int
+param partnerCenterBatchCallsPerMinute int
+param consentCheckSchedule string
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -79,22 +86,27 @@ var appSettings = {
   AZURE_AUTHORITY_HOST: authorityHost
   PARTNER_CENTER_APP_ID_SECRET: 'partner-center-app-id'
   PARTNER_CENTER_APP_SECRET_SECRET: 'partner-center-app-secret'
-  PARTNER_CENTER_REFRESH_TOKEN_SECRET: 'partner-center-refresh-token'
+  PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
   CALLBACK_SIGNING_KEY_SECRET: 'callback-signing-key'
+  STATUS_LINK_KEY_SECRET: 'status-link-signing-key'
   UPGRADE_STATUS_QUEUE: statusQueueName
+  UPGRADE_BATCH_QUEUE: batchQueueName
   UPGRADES_TABLE: upgradesTableName
   CHECK_ELIGIBILITY: checkEligibility ? 'true' : 'false'
   STATUS_FIRST_CHECK_SECONDS: string(statusFirstCheckSeconds)
   STATUS_MAX_INTERVAL_SECONDS: string(statusMaxIntervalSeconds)
   STATUS_MAX_TRACKING_HOURS: string(statusMaxTrackingHours)
   PARTNER_CENTER_TIMEOUT_SECONDS: string(partnerCenterTimeoutSeconds)
+  PARTNER_CENTER_BATCH_CALLS_PER_MINUTE: string(partnerCenterBatchCallsPerMinute)
+  CONSENT_CHECK_SCHEDULE: consentCheckSchedule
+  // Location headers and follow links are never built from a request's Host header in Azure: the partner's
+  // API Management / Front Door address when given, else the site's own default host name (read from the site,
+  // not composed from its name: a unique default host name carries a hash and a region).
+  PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicBaseUrl
 }
 
 // Settings the app treats as unset when missing: set only when the partner chose a value.
-var optionalAppSettings = union(
-  empty(publicBaseUrl) ? {} : { PUBLIC_BASE_URL: publicBaseUrl },
-  empty(callbackAllowedHosts) ? {} : { CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts }
-)
+var optionalAppSettings = empty(callbackAllowedHosts) ? {} : { CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -130,14 +142,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      // Set with the site itself, so the app never starts without its storage and identity settings.
-      appSettings: [for setting in items(union(appSettings, optionalAppSettings)): {
-        name: setting.key
-        value: setting.value
-      }]
+      // checkov:skip=CKV_AZURE_78: no ftpsState, Flex Consumption sites refuse it (ARM error 51021); FTP is off through the ftp basicPublishingCredentialsPolicy below.
+      // No appSettings here: they are the sites/config 'appsettings' below (they hold runtime values).
     }
     functionAppConfig: {
       deployment: {
@@ -162,8 +170,26 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   // checkov:skip=CKV_AZURE_222: public HTTP API by design: Power Automate flows, CRM webhooks and partner services call it; every route is authLevel function (key) and HTTPS-only.
   // checkov:skip=CKV_AZURE_17: callers (Power Automate HTTP action, webhooks) authenticate with function keys and cannot present client certificates.
-  // checkov:skip=CKV_AZURE_213: the HTTP contract has no health route, and Flex Consumption scales to zero; readiness is observed in Application Insights.
+  // checkov:skip=CKV_AZURE_213: GET /api/health needs a function key, which App Service health checks cannot send, and Flex Consumption scales to zero; alerts.bicep watches health instead.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by design; add always-ready instances (functionAppConfig.scaleAndConcurrency.alwaysReady) if cold starts matter.
+}
+
+// The app settings, as Microsoft's Flex Consumption quickstart sets them: one sites/config 'appsettings'
+// resource holding the whole object. A resource property may hold runtime values (the Application Insights
+// connection string, the site's own host name); a for-loop over them would not compile (BCP178).
+// This is the only source of app settings: a PUT of 'appsettings' replaces every setting the site has.
+resource appSettingsConfig 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov reads every sites/config as the 'web' config (logging, auth, runtime versions); this one is 'appsettings', the environment variables, so these checks do not apply to it:
+  // checkov:skip=CKV_AZURE_63: not the web config; Flex Consumption has no App Service HTTP logs, every request is in Application Insights (requests table).
+  // checkov:skip=CKV_AZURE_65: not the web config; failures are traced in Application Insights, and error bodies are problem+json without internals by contract.
+  // checkov:skip=CKV_AZURE_66: not the web config; failed requests are in Application Insights (requests table, resultCode) and raise the 5xx alert (alerts.bicep).
+  // checkov:skip=CKV_AZURE_13: not the web config; callers authenticate with function keys (authLevel function) or signed follow links, App Service Authentication would lock out Power Automate polls.
+  // checkov:skip=CKV_AZURE_80: not the web config; a Python app, and Flex Consumption refuses netFrameworkVersion (ARM error 51021): the runtime is functionAppConfig.runtime.
+  // checkov:skip=CKV_AZURE_88: not the web config; Flex Consumption mounts no Azure Files share, the package comes from the blob deployment container.
+  // checkov:skip=CKV_AZURE_222: not the web config; public network access is decided on the site, see its CKV_AZURE_222 skip.
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(appSettings, optionalAppSettings)
 }
 
 // Publishing with FTP or basic-auth SCM credentials is off; azd deploys with an Entra token.

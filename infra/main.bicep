@@ -4,6 +4,7 @@
 //   keyvault.bicep    SAM credentials vault (RBAC, soft delete, purge protection)
 //   monitoring.bicep  Log Analytics + Application Insights (Entra-only ingestion)
 //   rbac.bicep        data-plane roles for the identity (and Secrets Officer for the deploying principal)
+//   alerts.bicep      action group + log alerts: consent/MFA, poison messages, 5xx rate (README runbook)
 //   app.bicep         Flex Consumption plan + function app (Python 3.13) + app settings
 // No connection strings, keys or secrets: every connection is the managed identity + RBAC.
 targetScope = 'subscription'
@@ -36,6 +37,9 @@ param principalId string = ''
 @description('Type of principalId (AZURE_PRINCIPAL_TYPE).')
 param principalType string = 'User'
 
+@description('Set to true (REFRESH_TOKEN_SECRET_EXISTS) after the consent tool has stored the refresh token: the app\'s Key Vault write role is then scoped to that one secret instead of the whole vault. See docs/deploy.md.')
+param refreshTokenSecretExists bool = false
+
 // ---- what a partner chooses
 @minLength(1)
 @description('The partner\'s Entra tenant: GUID or domain (PARTNER_TENANT_ID).')
@@ -47,7 +51,7 @@ param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
 @description('Entra authority host; defaults to the login endpoint of the cloud this deploys to (https://login.microsoftonline.com/ in Azure public cloud).')
 param authorityHost string = environment().authentication.loginEndpoint
 
-@description('External base URL for Location headers when the app is behind API Management / Front Door. Empty = unset (the request URL is used).')
+@description('External base URL for Location headers when the app is behind API Management / Front Door. Empty = https://<the function app\'s default host name>.')
 param publicBaseUrl string = ''
 
 @description('Comma-separated host names (exact, or *.suffix) a callbackUrl may target. Empty = unset (callbacks off).')
@@ -75,6 +79,18 @@ param statusMaxTrackingHours int = 72
 @maxValue(120)
 @description('Read timeout of one Partner Center attempt (seconds).')
 param partnerCenterTimeoutSeconds int = 30
+
+@minValue(1)
+@maxValue(60000)
+@description('Ceiling on batch calls to Partner Center per minute, all instances together.')
+param partnerCenterBatchCallsPerMinute int = 300
+
+@description('NCRONTAB (UTC, six fields: second minute hour day month day-of-week) of the daily consent keep-alive. Empty = the contract default.')
+param consentCheckSchedule string = ''
+
+// ---- alerts
+@description('E-mail address for the alerts\' action group (ALERT_EMAIL). Empty = no receiver; add one in the portal.')
+param alertEmail string = ''
 
 // ---- sizing
 @minValue(1)
@@ -115,6 +131,11 @@ var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 // Names from the contract (DESIGN.md): shared/settings.py defaults, and the host's <queue>-poison.
 var statusQueueName = 'upgrade-status'
+var batchQueueName = 'upgrade-batch'
+var refreshTokenSecretName = 'partner-center-refresh-token'
+// The parameters file passes CONSENT_CHECK_SCHEDULE with an empty default (a default with spaces and `*` in azd's
+// ${VAR=default} syntax is fragile), so the contract default lives here.
+var defaultConsentCheckSchedule = '0 30 3 * * *'
 var upgradesTableName = 'upgrades'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -143,6 +164,7 @@ module storage 'storage.bicep' = {
     skuName: storageSkuName
     deploymentContainerName: deploymentContainerName
     statusQueueName: statusQueueName
+    batchQueueName: batchQueueName
     upgradesTableName: upgradesTableName
   }
 }
@@ -179,6 +201,8 @@ module rbac 'rbac.bicep' = {
     identityPrincipalId: identity.outputs.principalId
     principalId: principalId
     principalType: principalType
+    refreshTokenSecretName: refreshTokenSecretName
+    refreshTokenSecretExists: refreshTokenSecretExists
   }
 }
 
@@ -200,7 +224,9 @@ module app 'app.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: keyVault.outputs.uri
     statusQueueName: storage.outputs.statusQueueName
+    batchQueueName: storage.outputs.batchQueueName
     upgradesTableName: storage.outputs.upgradesTableName
+    refreshTokenSecretName: refreshTokenSecretName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     partnerTenantId: partnerTenantId
@@ -213,11 +239,25 @@ module app 'app.bicep' = {
     statusMaxIntervalSeconds: statusMaxIntervalSeconds
     statusMaxTrackingHours: statusMaxTrackingHours
     partnerCenterTimeoutSeconds: partnerCenterTimeoutSeconds
+    partnerCenterBatchCallsPerMinute: partnerCenterBatchCallsPerMinute
+    consentCheckSchedule: empty(consentCheckSchedule) ? defaultConsentCheckSchedule : consentCheckSchedule
   }
   // The identity must hold its storage roles before the app reads its deployment container and starts.
   dependsOn: [
     rbac
   ]
+}
+
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'alert-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+  }
 }
 
 // azd stores these in .azure/<env>/.env (and hooks see them as environment variables).
@@ -230,6 +270,9 @@ output AZURE_FUNCTION_APP_HOST string = app.outputs.defaultHostName
 output AZURE_FUNCTION_API_BASE_URL string = app.outputs.apiBaseUrl
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
+output AZURE_KEY_VAULT_ID string = keyVault.outputs.id
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_ALERTS_ACTION_GROUP_NAME string = alerts.outputs.actionGroupName

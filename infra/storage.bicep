@@ -1,5 +1,5 @@
 // Storage account for the Functions host (AzureWebJobsStorage, identity-based), the Flex Consumption
-// deployment package, the status-check queue (+ its poison queue) and the upgrades table.
+// deployment package, the status-check and batch queues (each with its poison queue) and the upgrades table.
 // No keys: shared-key access is disabled, every client (host, app, azd) authenticates with Entra ID.
 
 @description('Globally unique storage account name (3-24 lowercase letters and digits).')
@@ -26,6 +26,9 @@ param deploymentContainerName string
 
 @description('Status-check queue (UPGRADE_STATUS_QUEUE). Its poison queue is <name>-poison.')
 param statusQueueName string
+
+@description('Batch work queue (UPGRADE_BATCH_QUEUE). Its poison queue is <name>-poison.')
+param batchQueueName string
 
 @description('Status records and idempotency keys (UPGRADES_TABLE).')
 param upgradesTableName string
@@ -120,6 +123,18 @@ resource statusPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queu
   name: '${statusQueueName}-poison'
 }
 
+resource batchQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueServices
+  name: batchQueueName
+}
+
+// Same as the status poison queue: the host moves a batch message here after maxDequeueCount failed attempts,
+// and the app sends a message that breaks the queue contract here at once.
+resource batchPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueServices
+  name: '${batchQueueName}-poison'
+}
+
 resource tableServices 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -138,4 +153,6 @@ output tableEndpoint string = storage.properties.primaryEndpoints.table
 output deploymentContainerName string = deploymentContainer.name
 output statusQueueName string = statusQueue.name
 output statusPoisonQueueName string = statusPoisonQueue.name
+output batchQueueName string = batchQueue.name
+output batchPoisonQueueName string = batchPoisonQueue.name
 output upgradesTableName string = upgradesTable.name

@@ -47,6 +47,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("STATUS_MAX_INTERVAL_SECONDS", "900", "longest interval between status checks"),
     SettingSpec("STATUS_MAX_TRACKING_HOURS", "72", "tracking window before an upgrade is TimedOut"),
     SettingSpec("PARTNER_CENTER_TIMEOUT_SECONDS", "30", "read timeout of one Partner Center attempt"),
+    SettingSpec("STATUS_LINK_KEY_SECRET", "status-link-signing-key", "secret name: HMAC key for follow links"),
+    SettingSpec("UPGRADE_BATCH_QUEUE", "upgrade-batch", "batch work queue"),
+    SettingSpec("PARTNER_CENTER_BATCH_CALLS_PER_MINUTE", "300", "cap on batch calls to Partner Center, all instances"),
+    SettingSpec("CONSENT_CHECK_SCHEDULE", "0 30 3 * * *", "NCRONTAB (UTC) of the consent keep-alive"),
 )
 
 # The identity-based form of AzureWebJobsStorage (the same settings the Functions host reads).
@@ -56,6 +60,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")  # six fields: second minute hour day month day-of-week
 _HOST_PATTERN = re.compile(
     r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
@@ -92,6 +97,10 @@ class Settings:
     max_interval_seconds: int
     max_tracking_hours: float
     partner_center_timeout_seconds: float
+    status_link_key_secret: str
+    batch_queue: str
+    batch_calls_per_minute: int
+    consent_check_schedule: str
 
     @property
     def callbacks_enabled(self) -> bool:
@@ -119,6 +128,12 @@ class Settings:
             max_interval_seconds=reader.integer("STATUS_MAX_INTERVAL_SECONDS", 1, 86_400),
             max_tracking_hours=reader.number("STATUS_MAX_TRACKING_HOURS", 0.001, 24 * 90),
             partner_center_timeout_seconds=reader.number("PARTNER_CENTER_TIMEOUT_SECONDS", 0.1, 120),
+            status_link_key_secret=reader.secret_name("STATUS_LINK_KEY_SECRET"),
+            batch_queue=reader.pattern("UPGRADE_BATCH_QUEUE", _QUEUE_NAME, "a valid queue name"),
+            batch_calls_per_minute=reader.integer("PARTNER_CENTER_BATCH_CALLS_PER_MINUTE", 1, 60_000),
+            consent_check_schedule=reader.pattern(
+                "CONSENT_CHECK_SCHEDULE", _NCRONTAB, "an NCRONTAB expression with six fields"
+            ),
         )
         if settings.first_check_seconds > settings.max_interval_seconds:
             reader.problems.append("STATUS_FIRST_CHECK_SECONDS must not exceed STATUS_MAX_INTERVAL_SECONDS")

@@ -36,17 +36,41 @@ UNSET_STORAGE_SUFFIXES = {
     "accountName": "alternative to the service URIs, which the Bicep takes from the deployed account",
 }
 
-# App settings Flex Consumption rejects or ignores: runtime and deployment source live in functionAppConfig.
+# App settings Flex Consumption rejects or ignores: runtime and deployment source live in functionAppConfig
+# (learn.microsoft.com azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
 FLEX_UNSUPPORTED_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",
     "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "FUNCTIONS_MAX_HTTP_CONCURRENCY",
+    "FUNCTIONS_WORKER_PROCESS_COUNT",
     "WEBSITE_RUN_FROM_PACKAGE",
     "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
     "WEBSITE_CONTENTSHARE",
+    "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "WEBSITE_TIME_ZONE",
     "SCM_DO_BUILD_DURING_DEPLOYMENT",
     "ENABLE_ORYX_BUILD",
 }
+
+# siteConfig properties ARM refuses on a Flex Consumption site (BadRequest, ExtendedCode 51021 "The following site
+# configuration property (Site.SiteConfig.X) for Flex Consumption sites is invalid"): the runtime lives in
+# functionAppConfig, FTP is switched off with the ftp basicPublishingCredentialsPolicy.
+FLEX_REJECTED_SITE_CONFIG = {
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "netFrameworkVersion",
+    "pythonVersion",
+    "alwaysOn",
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+    "functionsRuntimeScaleMonitoringEnabled",
+}
+
+# References whose value ARM knows only while it deploys (resource properties, module outputs, list*()).
+_RUNTIME_VALUE = re.compile(r"\.properties\b|\.outputs\b|\breference\(|\blist\w*\(")
 
 BUILT_IN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -54,6 +78,7 @@ BUILT_IN_ROLES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 }
 
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -129,8 +154,38 @@ def _bicep_app_settings() -> tuple[list[str], list[str]]:
     """(always-set keys, set-when-chosen keys) of the app settings in app.bicep."""
     text = APP_BICEP.read_text()
     always = _top_level_keys(_declaration(text, r"\bvar appSettings\s*=\s*\{"))
-    optional = re.findall(r"\{\s*([A-Za-z_]\w*)\s*:", _declaration(text, r"\bvar optionalAppSettings\s*=\s*union\("))
+    optional_line = re.search(r"^var optionalAppSettings\s*=(.*)$", _code(text), re.MULTILINE)
+    assert optional_line, "app.bicep declares var optionalAppSettings on one line"
+    optional = re.findall(r"\{\s*([A-Za-z_]\w*)\s*:", optional_line.group(1))
     return always, optional
+
+
+def _app_setting_values() -> dict[str, str]:
+    """Each always-set app setting's value expression, as written in app.bicep (one line each)."""
+    text = APP_BICEP.read_text()
+    code = _code(text)
+    match = re.search(r"\bvar appSettings\s*=\s*\{", code)
+    assert match
+    start, end = _balanced(code, match.end() - 1)
+    return dict(re.findall(r"^\s*([A-Za-z_]\w*)\s*:\s*(.+?)\s*$", text[start:end], re.MULTILINE))
+
+
+def _runtime_names(code: str) -> set[str]:
+    """Variables of `code` (comments and strings blanked) whose value depends on a deployment-time value."""
+    declarations = {}
+    for match in re.finditer(r"^var\s+(\w+)\s*=", code, re.MULTILINE):
+        following = re.compile(r"^(?:var|param|resource|module|output|func|type)\s", re.MULTILINE)
+        end = following.search(code, match.end())
+        declarations[match.group(1)] = code[match.end() : end.start() if end else len(code)]
+    runtime = {name for name, body in declarations.items() if _RUNTIME_VALUE.search(body)}
+    grown = True
+    while grown:
+        grown = False
+        for name, body in declarations.items():
+            if name not in runtime and any(re.search(rf"\b{other}\b", body) for other in runtime):
+                runtime.add(name)
+                grown = True
+    return runtime
 
 
 def _expected_settings() -> set[str]:
@@ -171,16 +226,79 @@ def test_app_settings_are_exactly_what_the_app_reads_plus_documented_platform_se
     assert not dead, f"app.bicep sets settings nothing reads (platform ones go in PLATFORM_SETTINGS): {sorted(dead)}"
 
 
-def test_the_settings_object_is_what_the_site_gets() -> None:
+def test_the_settings_object_is_what_the_site_gets_through_one_appsettings_resource() -> None:
     text = APP_BICEP.read_text()
     (site,) = _resources(text, "Microsoft.Web/sites")
+    (config,) = _resources(text, "Microsoft.Web/sites/config")
 
+    # siteConfig.appSettings would be a second source, and with runtime values it needs a for-loop (BCP178).
+    assert "appSettings" not in _top_level_keys(_declaration(site, r"\bsiteConfig\s*:\s*\{"))
+    assert re.search(r"^\s*parent:\s*functionApp\s*$", config, re.MULTILINE)
+    assert re.search(r"^\s*name:\s*'appsettings'\s*$", config, re.MULTILINE)
+    properties = r"^\s*properties:\s*union\(\s*appSettings\s*,\s*optionalAppSettings\s*\)\s*$"
+    assert re.search(properties, config, re.MULTILINE)
+
+
+def test_no_for_loop_ranges_over_a_value_known_only_at_deployment() -> None:
+    """A for-expression's range must be known when the deployment starts (Bicep BCP178)."""
+    for path in _bicep_files():
+        code = _code(path.read_text())
+        runtime = _runtime_names(code)
+        for loop in re.finditer(r"\[\s*for\s+(?:\w+|\(\s*\w+\s*,\s*\w+\s*\))\s+in\s+", code):
+            depth, end = 0, loop.end()
+            while end < len(code) and not (depth == 0 and code[end] == ":"):
+                depth += code[end] in "([{"
+                depth -= code[end] in ")]}"
+                end += 1
+            iterated = code[loop.end() : end]
+            assert not _RUNTIME_VALUE.search(iterated), f"{path.name}: for-loop over {iterated.strip()!r}"
+            assert not any(re.search(rf"\b{name}\b", iterated) for name in runtime), (
+                f"{path.name}: for-loop over {iterated.strip()!r}, which depends on a deployment-time value"
+            )
+
+
+def test_the_runtime_value_check_sees_the_loop_that_broke_azd_up() -> None:
+    broken = """
+var appSettings = {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+}
+var merged = union(appSettings, {})
+"""
+    assert _runtime_names(_code(broken)) == {"appSettings", "merged"}
+
+
+def test_public_base_url_is_always_the_external_base_or_the_sites_own_host_name() -> None:
+    always, optional = _bicep_app_settings()
+    value = _app_setting_values()["PUBLIC_BASE_URL"]
+
+    assert "PUBLIC_BASE_URL" in always and "PUBLIC_BASE_URL" not in optional
+    assert re.fullmatch(
+        r"empty\(publicBaseUrl\)\s*\?\s*'https://\$\{functionApp\.properties\.defaultHostName\}'\s*:\s*publicBaseUrl",
+        value,
+    ), value
+
+
+def test_contract_names_in_app_settings_are_the_settings_defaults() -> None:
+    values = _app_setting_values()
+    defaults = {spec.name: spec.default for spec in SETTINGS}
+    literal = {name: value.strip("'") for name, value in values.items() if re.fullmatch(r"'[^'$]*'", value)}
+    secret_names = {name for name in defaults if name.endswith("_SECRET")}
+
+    for name in secret_names:
+        assert name in values, name
+        if name in literal:
+            assert literal[name] == defaults[name], name
+    main = (INFRA / "main.bicep").read_text()
+    assert values["PARTNER_CENTER_REFRESH_TOKEN_SECRET"] == "refreshTokenSecretName"
+    assert f"var refreshTokenSecretName = '{defaults['PARTNER_CENTER_REFRESH_TOKEN_SECRET']}'" in main
+    assert f"var defaultConsentCheckSchedule = '{defaults['CONSENT_CHECK_SCHEDULE']}'" in main
+    assert values["CONSENT_CHECK_SCHEDULE"] == "consentCheckSchedule"
     assert re.search(
-        r"appSettings\s*:\s*\[\s*for\s+(\w+)\s+in\s+items\(\s*union\(\s*appSettings\s*,\s*optionalAppSettings\s*\)\s*\)"
-        r"\s*:\s*\{\s*name\s*:\s*\1\.key\s+value\s*:\s*\1\.value\s*\}\s*\]",
-        site,
-    ), "the site's siteConfig.appSettings must be built from appSettings + optionalAppSettings"
-    assert not _resources(text, "Microsoft.Web/sites/config"), "a second source of app settings replaces them"
+        r"consentCheckSchedule:\s*empty\(consentCheckSchedule\)\s*\?\s*defaultConsentCheckSchedule\s*:\s*consentCheckSchedule",
+        main,
+    )
+    batch_default = re.search(r"^param partnerCenterBatchCallsPerMinute int = (\d+)$", main, re.MULTILINE)
+    assert batch_default and batch_default.group(1) == defaults["PARTNER_CENTER_BATCH_CALLS_PER_MINUTE"]
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -192,13 +310,12 @@ def test_settings_set_only_when_chosen_are_ones_the_app_treats_as_unset(value: s
         "AzureWebJobsStorage__queueServiceUri": "https://sttest.queue.core.windows.net/",
         "AzureWebJobsStorage__tableServiceUri": "https://sttest.table.core.windows.net/",
     }
-    assert optional, "app.bicep sets PUBLIC_BASE_URL / CALLBACK_ALLOWED_HOSTS only when chosen"
+    assert optional == ["CALLBACK_ALLOWED_HOSTS"], "app.bicep sets CALLBACK_ALLOWED_HOSTS only when chosen"
     for name in optional:
         env = {key: setting for key, setting in base.items() if key != name}
         if value is not None:
             env[name] = value
         settings = Settings.from_env(env)  # ConfigurationError: the app needs a value, so always set it
-        assert settings.public_base_url is None
         assert not settings.callbacks_enabled
 
 
@@ -206,6 +323,14 @@ def test_no_setting_flex_consumption_rejects() -> None:
     always, optional = _bicep_app_settings()
 
     assert not (set(always + optional) & FLEX_UNSUPPORTED_SETTINGS)
+
+
+def test_no_site_config_property_flex_consumption_rejects() -> None:
+    (site,) = _resources(APP_BICEP.read_text(), "Microsoft.Web/sites")
+    site_config = _top_level_keys(_declaration(site, r"\bsiteConfig\s*:\s*\{"))
+
+    assert site_config, "siteConfig has no properties: did the parser miss it?"
+    assert not set(site_config) & FLEX_REJECTED_SITE_CONFIG, sorted(set(site_config) & FLEX_REJECTED_SITE_CONFIG)
 
 
 def test_function_app_is_flex_consumption_python_313_deployed_with_the_identity() -> None:
@@ -218,7 +343,6 @@ def test_function_app_is_flex_consumption_python_313_deployed_with_the_identity(
     for setting in (
         "httpsOnly: true",
         "minTlsVersion: '1.2'",
-        "ftpsState: 'Disabled'",
         "type: 'UserAssigned'",
     ):
         assert setting in code
@@ -244,15 +368,74 @@ def test_every_role_assignment_is_named_by_guid_and_typed() -> None:
         assert re.search(r"^\s*scope:\s*\w+", body, re.MULTILINE), body
 
 
+def _role_variables(rbac_text: str) -> dict[str, str]:
+    """Role variable name -> role name, from `var x = subscriptionResourceId('…roleDefinitions', '<guid>')`."""
+    declaration = r"^var\s+(\w+)\s*=\s*subscriptionResourceId\([^,]+,\s*'(" + _GUID.pattern + r")'\)"
+    pairs = re.findall(declaration, rbac_text, re.MULTILINE)
+    return {variable: BUILT_IN_ROLES.get(guid, f"unknown role {guid}") for variable, guid in pairs}
+
+
+def _identity_grants(rbac_text: str) -> list[tuple[str, str, str]]:
+    """(role name, scope, condition or '') of every role assignment to the app's identity."""
+    roles = _role_variables(rbac_text)
+    pattern = re.compile(
+        r"resource\s+\w+\s+'Microsoft\.Authorization/roleAssignments@[\w-]+'\s*=\s*(?:if\s*\((.*?)\)\s*)?\{"
+    )
+    grants = []
+    for match in pattern.finditer(rbac_text):
+        start, end = _balanced(_code(rbac_text), match.end() - 1)
+        body = rbac_text[start:end]
+        if "principalId: identityPrincipalId" not in body:
+            continue
+        role = re.search(r"roleDefinitionId:\s*(\w+)", body)
+        scope = re.search(r"^\s*scope:\s*(\w+)", body, re.MULTILINE)
+        assert role and scope, body
+        grants.append((roles[role.group(1)], scope.group(1), (match.group(1) or "").strip()))
+    return grants
+
+
 def test_roles_are_the_built_in_ones_the_identity_needs() -> None:
     rbac_text = (INFRA / "rbac.bicep").read_text()
 
     used = set(re.findall(r"roleDefinitions'\s*,\s*'(" + _GUID.pattern + ")'", rbac_text))
     assert used == set(BUILT_IN_ROLES), {guid: BUILT_IN_ROLES.get(guid, "unknown role") for guid in used}
-    assignments = _resources(rbac_text, "Microsoft.Authorization/roleAssignments")
-    identity_roles = [body for body in assignments if "identityPrincipalId" in body]
-    assert len(identity_roles) == len(BUILT_IN_ROLES)
+    assert {role for role, _, _ in _identity_grants(rbac_text)} == set(BUILT_IN_ROLES.values())
+    identity_roles = [
+        body
+        for body in _resources(rbac_text, "Microsoft.Authorization/roleAssignments")
+        if "identityPrincipalId" in body
+    ]
     assert all("principalType: 'ServicePrincipal'" in body for body in identity_roles)
+
+
+def test_the_app_writes_to_key_vault_only_as_narrowly_as_the_secret_allows() -> None:
+    rbac_text = (INFRA / "rbac.bicep").read_text()
+    key_vault_grants = sorted(grant for grant in _identity_grants(rbac_text) if grant[0].startswith("Key Vault"))
+
+    # Reads everywhere in the vault; writes on the refresh-token secret once it exists, on the vault until then.
+    assert key_vault_grants == [
+        ("Key Vault Secrets Officer", "refreshTokenSecret", "refreshTokenSecretExists"),
+        ("Key Vault Secrets Officer", "vault", "!refreshTokenSecretExists"),
+        ("Key Vault Secrets User", "vault", ""),
+    ]
+    secret = re.search(
+        r"resource\s+refreshTokenSecret\s+'Microsoft\.KeyVault/vaults/secrets@[\w-]+'\s+existing\s*=\s*\{"
+        r"\s*parent:\s*vault\s+name:\s*refreshTokenSecretName\s*\}",
+        rbac_text,
+    )
+    assert secret, "the refresh-token secret is referenced as existing, by the name the app reads"
+    assert re.search(r"^param refreshTokenSecretExists bool = false$", rbac_text, re.MULTILINE)
+
+
+def test_no_bicep_creates_or_overwrites_a_secret() -> None:
+    """A secret resource in a template writes its value on every deployment: the consent tool owns them all."""
+    declared = re.compile(r"\bresource\s+\w+\s+'Microsoft\.KeyVault/vaults/secrets@[\w-]+'\s*(existing\b)?")
+    for path in _bicep_files():
+        code = path.read_text()
+        for match in declared.finditer(code):
+            if _code(code)[match.start()] != "r":  # inside a comment
+                continue
+            assert match.group(1), f"{path.name}: {match.group(0)} creates a secret"
 
 
 _FORBIDDEN = re.compile(
@@ -293,8 +476,16 @@ def test_queue_poison_queue_and_table_names_are_the_contract_defaults() -> None:
     storage = (INFRA / "storage.bicep").read_text()
 
     assert f"var statusQueueName = '{defaults['UPGRADE_STATUS_QUEUE']}'" in main
+    assert f"var batchQueueName = '{defaults['UPGRADE_BATCH_QUEUE']}'" in main
     assert f"var upgradesTableName = '{defaults['UPGRADES_TABLE']}'" in main
-    assert "name: '${statusQueueName}-poison'" in storage
+    queues = [
+        name
+        for body in _resources(storage, "Microsoft.Storage/storageAccounts/queueServices/queues")
+        for name in re.findall(r"^\s*name:\s*(.+?)\s*$", body, re.MULTILINE)
+    ]
+    assert sorted(queues) == sorted(
+        ["statusQueueName", "'${statusQueueName}-poison'", "batchQueueName", "'${batchQueueName}-poison'"]
+    )
     for resource_type in ("queueServices/queues", "tableServices/tables", "blobServices/containers"):
         assert f"'Microsoft.Storage/storageAccounts/{resource_type}@" in storage
 
@@ -321,3 +512,153 @@ def test_every_checkov_skip_is_justified_inside_a_resource() -> None:
             assert len(justification) >= 40, f"{path.name}: {check} needs a real justification"
             before = _code(text[: match.start()])
             assert before.count("{") > before.count("}"), f"{path.name}: {check}: skip outside a resource"
+
+
+def test_azd_builds_the_app_remotely_for_python_and_requirements_refuse_another_python() -> None:
+    azure_yaml = (INFRA.parent / "azure.yaml").read_text()
+    requirements = (INFRA.parent / "requirements.txt").read_text()
+
+    service = re.search(r"^  api:\n((?:    .*\n|\s*\n)+)", azure_yaml, re.MULTILINE)
+    assert service, "azure.yaml has a services.api block"
+    keys = dict(re.findall(r"^    (\w+):\s*(\S+)\s*$", service.group(1), re.MULTILINE))
+    assert (keys["language"], keys["host"], keys["remoteBuild"]) == ("python", "function", "true")
+    # azure-functions 2.x requires Python >= 3.13: a remote build on an older Python fails instead of deploying.
+    pinned = re.search(r"^azure-functions==(\d+)\.", requirements, re.MULTILINE)
+    assert pinned and int(pinned.group(1)) >= 2
+
+
+ALERTS_BICEP = INFRA / "alerts.bicep"
+
+# The log lines the alert rules match, fixed with the app engineers (DESIGN.md "Consent keep-alive, health and
+# alerts"): (severityLevel, message). Application Insights severityLevel: 2 Warning, 3 Error, 4 Critical.
+CONSENT_LINES = [
+    (3, "token exchange refused: problemType=urn:partner-center-upgrade:problem:consent-required AADSTS700082"),
+    (3, "KeepConsentAlive: access token has no MFA claim problemType=urn:partner-center-upgrade:problem:mfa-required"),
+    (4, "problemType=urn:partner-center-upgrade:problem:sam-consent-required"),
+]
+NOT_CONSENT_LINES = [
+    (3, "problemType=urn:partner-center-upgrade:problem:configuration-error"),
+    (3, "problemType=urn:partner-center-upgrade:problem:consent-required-soon"),
+    (2, "problemType=urn:partner-center-upgrade:problem:consent-required"),  # a warning, not the ERROR
+    (3, "problemType=urn:other-product:problem:consent-required"),
+]
+POISON_LINES = [
+    (2, "Message has reached MaxDequeueCount of 5. Moving message to queue 'upgrade-status-poison'."),
+    (2, "Message has reached MaxDequeueCount of 5. Moving message to queue 'upgrade-batch-poison'."),
+    (3, "UpgradeStatus message 1f2e refused (customerId is not a GUID); moving it to the poison queue"),
+]
+NOT_POISON_LINES = [
+    (1, "Message has reached MaxDequeueCount of 5."),
+    (1, "Moving message to queue 'upgrade-status'."),
+    (1, "UpgradeStatus message 1f2e refused; moving it to the poison queue"),  # not an ERROR
+]
+
+
+def _multiline_var(text: str, name: str) -> str:
+    match = re.search(rf"^var {name} = '''\n(.*?)'''$", text, re.MULTILINE | re.DOTALL)
+    assert match, f"alerts.bicep: var {name} = '''...''' not found"
+    return match.group(1)
+
+
+def _kql_regexes(query: str) -> list[re.Pattern[str]]:
+    return [re.compile(pattern) for pattern in re.findall(r'matches regex @"((?:[^"]|"")*)"', query)]
+
+
+def _kql_contains(query: str) -> list[str]:
+    return re.findall(r'\bcontains "([^"]*)"', query)
+
+
+def test_consent_alert_query_matches_exactly_the_consent_and_mfa_error_lines() -> None:
+    query = _multiline_var(ALERTS_BICEP.read_text(), "consentQuery")
+    (pattern,) = _kql_regexes(query)
+    assert re.search(r"\|\s*where severityLevel >= 3\s*$", query, re.MULTILINE), "only ERROR and above"
+
+    def selected(severity: int, message: str) -> bool:
+        return severity >= 3 and bool(pattern.search(message))
+
+    assert all(selected(*line) for line in CONSENT_LINES)
+    assert not any(selected(*line) for line in NOT_CONSENT_LINES)
+    assert query.lstrip().startswith("traces\n")
+
+
+def test_poison_alert_query_matches_the_hosts_line_and_the_apps_error() -> None:
+    query = _multiline_var(ALERTS_BICEP.read_text(), "poisonQuery")
+    (host_pattern,) = _kql_regexes(query)
+    (app_phrase,) = _kql_contains(query)
+    assert re.search(rf'or \(severityLevel >= 3 and message contains "{re.escape(app_phrase)}"\)', query)
+
+    def selected(severity: int, message: str) -> bool:
+        return bool(host_pattern.search(message)) or (severity >= 3 and app_phrase.lower() in message.lower())
+
+    assert all(selected(*line) for line in POISON_LINES)
+    assert not any(selected(*line) for line in NOT_POISON_LINES)
+    extract = re.search(r"""extract\(@"(.*?)", 1, message\)""", query)
+    assert extract
+    queue = re.search(extract.group(1), POISON_LINES[0][1])
+    assert queue and queue.group(1) == "upgrade-status-poison"
+
+
+def _alert_rules() -> dict[str, str]:
+    text = ALERTS_BICEP.read_text()
+    pattern = re.compile(r"\bresource\s+(\w+)\s+'Microsoft\.Insights/scheduledQueryRules@([\w-]+)'\s*=\s*\{")
+    code = _code(text)
+    rules = {}
+    for match in pattern.finditer(text):
+        start, end = _balanced(code, match.end() - 1)
+        rules[match.group(1)] = text[start:end]
+    return rules
+
+
+def test_error_rate_alert_is_5xx_over_all_requests_in_15_minutes_above_5_percent_with_a_minimum_count() -> None:
+    text = ALERTS_BICEP.read_text()
+    rule = _alert_rules()["serverErrorRateAlert"]
+    lines = re.search(r"^var serverErrorRateLines = \[\n(.*?)^\]$", text, re.MULTILINE | re.DOTALL)
+    assert lines
+    query = [line.strip().strip("'") for line in lines.group(1).splitlines()]
+
+    assert query[0] == "requests"
+    assert "countif(toint(resultCode) >= 500)" in query[1] and "total = count()" in query[1]
+    assert query[2] == "| where total >= ${minimumRequestsForErrorRate}"
+    assert query[3] == "| extend failedPercent = 100.0 * failed / total"
+    minimum = re.search(r"^param minimumRequestsForErrorRate int = (\d+)$", text, re.MULTILINE)
+    assert minimum and int(minimum.group(1)) >= 10, "1 failure out of 2 requests must not page anyone"
+    assert re.search(r"^param serverErrorPercentThreshold int = 5$", text, re.MULTILINE)
+    for setting in (
+        "windowSize: 'PT15M'",
+        "metricMeasureColumn: 'failedPercent'",
+        "operator: 'GreaterThan'",
+        "threshold: serverErrorPercentThreshold",
+        "query: serverErrorRateQuery",
+    ):
+        assert setting in rule, setting
+
+
+def test_every_alert_rule_watches_application_insights_and_notifies_the_action_group() -> None:
+    rules = _alert_rules()
+
+    assert set(rules) == {"consentAlert", "poisonAlert", "serverErrorRateAlert"}
+    for name, body in rules.items():
+        assert re.search(r"scopes:\s*\[\s*applicationInsights\.id\s*\]", body), name
+        assert re.search(r"actionGroups:\s*\[\s*actionGroup\.id\s*\]", body), name
+        assert re.search(r"^\s*severity:\s*[0-4]$", body, re.MULTILINE), name
+        assert "README.md" in body, f"{name}: the description points to the runbook"
+        if "muteActionsDuration" in body:  # Azure Monitor mutes actions only for rules that do not auto-resolve
+            assert "autoMitigate: false" in body, name
+    queries = {query for body in rules.values() for query in re.findall(r"query:\s*(\w+)", body)}
+    assert queries == {"consentQuery", "poisonQuery", "serverErrorRateQuery"}
+
+
+def test_action_group_mails_the_operator_only_when_an_address_is_given() -> None:
+    text = ALERTS_BICEP.read_text()
+    (group,) = _resources(text, "Microsoft.Insights/actionGroups")
+    main = (INFRA / "main.bicep").read_text()
+    supplied = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+    assert "location: 'global'" in group
+    assert re.search(r"emailReceivers:\s*empty\(alertEmail\)\s*\?\s*\[\]\s*:\s*operatorEmail", group)
+    assert re.search(r"emailAddress:\s*alertEmail", text)
+    assert re.search(r"^param alertEmail string = ''$", text, re.MULTILINE)
+    assert re.search(r"^param alertEmail string = ''$", main, re.MULTILINE)
+    assert "module alerts 'alerts.bicep' = {" in main
+    assert re.search(r"\balertEmail:\s*alertEmail\b", _declaration(main, r"\bmodule alerts\s+'[^']*'\s*=\s*\{"))
+    assert supplied["alertEmail"]["value"] == "${ALERT_EMAIL=}"

@@ -35,6 +35,38 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.first_check_seconds, settings.max_interval_seconds, settings.max_tracking_hours) == (60, 900, 72)
 
 
+def test_follow_link_batch_and_consent_settings_have_the_documented_defaults() -> None:
+    settings = Settings.from_env(REQUIRED)
+
+    assert settings.status_link_key_secret == "status-link-signing-key"
+    assert settings.batch_queue == "upgrade-batch"
+    assert settings.batch_calls_per_minute == 300
+    assert settings.consent_check_schedule == "0 30 3 * * *"
+
+
+def test_follow_link_batch_and_consent_settings_are_read_and_validated() -> None:
+    chosen = {
+        "STATUS_LINK_KEY_SECRET": "follow-key",
+        "UPGRADE_BATCH_QUEUE": "fleet-work",
+        "PARTNER_CENTER_BATCH_CALLS_PER_MINUTE": "120",
+        "CONSENT_CHECK_SCHEDULE": "0 0 */6 * * *",
+    }
+    settings = Settings.from_env(REQUIRED | chosen)
+    assert (settings.status_link_key_secret, settings.batch_queue) == ("follow-key", "fleet-work")
+    assert (settings.batch_calls_per_minute, settings.consent_check_schedule) == (120, "0 0 */6 * * *")
+
+    invalid = {
+        "STATUS_LINK_KEY_SECRET": "no_underscores",
+        "UPGRADE_BATCH_QUEUE": "No-Capitals",
+        "PARTNER_CENTER_BATCH_CALLS_PER_MINUTE": "0",
+        "CONSENT_CHECK_SCHEDULE": "30 3 * * *",  # five fields: a Unix cron, not NCRONTAB
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(REQUIRED | invalid)
+    for name in invalid:
+        assert name in str(caught.value)
+
+
 def test_every_problem_is_reported_at_once_by_name_without_values() -> None:
     env = {
         "KEY_VAULT_URL": "http://not-tls.example",
