@@ -39,8 +39,10 @@ class Customer:
     create_error: tuple[int, str, str] | None = None  # (HTTP status, Partner Center code, description)
     progression: list[Step] = field(default_factory=lambda: list(DEFAULT_PROGRESSION))
     latency: float = 0.0
-    name: str = ""
+    name: str = ""  # a short handle for demos and tests ("slow")
     summary: str = ""
+    company_name: str = ""  # companyProfile.companyName in the customer list ("" = made up from the id)
+    domain: str = ""  # companyProfile.domain ("" = made up from the company name)
 
 
 @dataclass

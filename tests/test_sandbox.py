@@ -35,6 +35,7 @@ from azure.storage.queue import QueueServiceClient
 from sandbox import tokens
 from sandbox.customers import ALREADY_UPGRADING, ELIGIBLE, FAILING, NOT_ELIGIBLE
 from sandbox.entra import PARTNER_CENTER_RESOURCE
+from sandbox.partner_center import Customer
 from sandbox.stack import (
     APP_ID_SECRET,
     APP_SECRET_SECRET,
@@ -647,6 +648,126 @@ def test_reset_clears_logs_faults_and_counters_but_keeps_state(sandbox: Sandbox,
     assert (pc.log, pc.faults.pending, pc.latency, pc.creates) == ([], [], 0.0, 0)
     assert sandbox.entra.exchanges == 0 and len(pc.upgrades) == 1
     assert sandbox.key_vault.current(REFRESH_TOKEN_SECRET) == seed.refresh_token
+
+
+def follow(session: requests.Session, base: str, link: dict[str, Any]) -> requests.Response:
+    """Request a Partner Center `links.next` the way the docs say: `uri` under `{base}/v1`, with its headers."""
+    assert link["method"] == "GET"
+    headers = {header["key"]: header["value"] for header in link["headers"]}
+    return session.get(f"{base}/v1{link['uri']}", headers=headers)
+
+
+def test_customer_list_pages_with_the_continuation_header(sandbox: Sandbox, seed: SamSeed) -> None:
+    pc = sandbox.partner_center
+    added = [str(uuid.UUID(int=n, version=4)) for n in range(1, 8)]
+    for n, customer_id in enumerate(added):
+        pc.add_customer(Customer(customer_id, company_name=f"Fabrikam {n}, Ltd."))
+    session = partner_center_session(sandbox, seed)
+
+    pages = [session.get(f"{pc.url}/v1/customers", params={"size": 3}).json()]
+    while "next" in pages[-1]["links"]:
+        answer = follow(session, pc.url, pages[-1]["links"]["next"])
+        assert answer.status_code == 200
+        pages.append(answer.json())
+    again = follow(session, pc.url, pages[0]["links"]["next"]).json()  # a token can be used again (resume)
+
+    assert [page["totalCount"] for page in pages] == [3, 3, 1]
+    assert [item["id"] for page in pages for item in page["items"]] == added
+    assert pages[0]["items"][0] == {
+        "id": added[0],
+        "companyProfile": {
+            "tenantId": added[0],
+            "domain": "fabrikam0ltd.onmicrosoft.com",
+            "companyName": "Fabrikam 0, Ltd.",
+            "attributes": {"objectType": "CustomerCompanyProfile"},
+        },
+        "relationshipToPartner": "reseller",
+        "attributes": {"objectType": "Customer"},
+    }
+    first_next = pages[0]["links"]["next"]
+    assert first_next["uri"] == "/customers?size=3&seekOperation=Next"
+    assert [h["key"] for h in first_next["headers"]] == ["MS-ContinuationToken"]
+    assert pages[0]["attributes"] == {"objectType": "Collection"} and "next" not in pages[2]["links"]
+    assert again["items"] == pages[1]["items"]
+    assert [r.route for r in pc.log] == ["customers"] * 4 and {r.status for r in pc.log} == {200}
+
+
+def test_customer_list_refuses_a_next_page_without_its_token(sandbox: Sandbox, seed: SamSeed) -> None:
+    pc = sandbox.partner_center
+    sandbox.add_demo_customers()
+    pc.customer_pages.max_size = 2
+    session = partner_center_session(sandbox, seed)
+    url = f"{pc.url}/v1/customers"
+
+    no_header = session.get(url, params={"size": 2, "seekOperation": "Next"})
+    forged = session.get(url, params={"size": 2, "seekOperation": "Next"}, headers={"MS-ContinuationToken": "x"})
+    bad_size = session.get(url, params={"size": "0"})
+    capped = session.get(url, params={"size": 100})
+    default_size = session.get(url)
+    anonymous = get(url)
+
+    for refused in (no_header, forged, bad_size):
+        assert refused.status_code == 400 and refused.json()["code"] == "800002"
+    assert "MS-ContinuationToken" in no_header.json()["description"]
+    assert capped.json()["totalCount"] == 2 and capped.json()["links"]["next"]["uri"].startswith("/customers?size=2&")
+    assert default_size.json()["totalCount"] == 2  # the default (200) is capped too
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "800001"
+    assert len(pc.requests_to("customers")) == 6
+
+
+def test_throttle_is_a_sliding_window_where_retries_count(sandbox: Sandbox, seed: SamSeed, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    pc.throttle(calls_per_minute=3)
+    session = partner_center_session(sandbox, seed)
+    eligibility = f"{pc.url}/v1/productUpgrades/eligibility"
+
+    def call() -> requests.Response:
+        return session.post(eligibility, json=upgrade_body(ELIGIBLE.customer_id))
+
+    admitted = [call()]  # t=0
+    clock.advance(10)
+    admitted.append(session.get(f"{pc.url}/v1/customers"))  # t=10: every route counts
+    clock.advance(10)
+    admitted.append(session.post(f"{pc.url}/v1/productupgrades", json=upgrade_body(ELIGIBLE.customer_id)))  # t=20
+    clock.advance(10)
+    refused = call()  # t=30: the window holds 0, 10, 20 -> a slot frees at 60, but this call counts too
+    anonymous = post(eligibility, json=upgrade_body(ELIGIBLE.customer_id))  # refused before the throttle
+    clock.advance(0.5)
+    retried_at_once = call()  # t=30.5: 0, 10, 20, 30 in the window
+    clock.advance(80 - 30.5)
+    after_waiting = call()  # t=80: 0, 10, 20 aged out; 30 and 30.5 remain
+
+    assert [a.status_code for a in admitted] == [200, 200, 202]
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "40"
+    assert refused.json() == {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 40 seconds."}
+    assert refused.headers["MS-RequestId"] and anonymous.status_code == 401
+    assert retried_at_once.status_code == 429 and retried_at_once.headers["Retry-After"] == "50"
+    assert after_waiting.status_code == 200
+    assert pc.throttled == 2
+    assert [(r.route, r.status) for r in pc.log if r.status == 429] == [("eligibility", 429)] * 2
+
+
+def test_throttle_recovers_after_the_window_and_can_be_switched_off(
+    sandbox: Sandbox, seed: SamSeed, clock: FakeClock
+) -> None:
+    pc = sandbox.partner_center
+    pc.throttle(calls_per_minute=2, count_rejected=False)
+    session = partner_center_session(sandbox, seed)
+    url = f"{pc.url}/v1/productUpgrades/eligibility"
+
+    answers = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)) for _ in range(4)]
+    retry_after = int(answers[-1].headers["Retry-After"])
+    clock.advance(retry_after)
+    recovered = session.post(url, json=upgrade_body(ELIGIBLE.customer_id))
+    pc.reset()
+    after_reset = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)).status_code for _ in range(3)]
+    pc.throttle(None)
+    unlimited = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)).status_code for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429, 429] and retry_after == 60
+    assert recovered.status_code == 200
+    assert after_reset == [200, 200, 429] and pc.throttled == 1  # reset empties the window and the counter
+    assert unlimited == [200] * 5
 
 
 # --- the whole sandbox
