@@ -770,6 +770,77 @@ def test_throttle_recovers_after_the_window_and_can_be_switched_off(
     assert unlimited == [200] * 5
 
 
+def test_partner_center_refuses_app_user_tokens_without_mfa(sandbox: Sandbox, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    with_mfa = sandbox.seed_sam_credentials()
+    without_mfa = sandbox.seed_sam_credentials(mfa=False)
+    url = f"{pc.url}/v1/productupgrades"
+
+    def bearer(seed: SamSeed, refresh_token: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+        form = refresh_form(seed, resource=PARTNER_CENTER_RESOURCE)
+        form["refresh_token"] = refresh_token or seed.refresh_token
+        answer = post(token_url(sandbox, "v1"), data=form).json()
+        return {"Authorization": f"Bearer {answer['access_token']}"}, answer
+
+    good, _ = bearer(with_mfa)
+    bad, rotated = bearer(without_mfa)
+    bad_again, _ = bearer(without_mfa, rotated["refresh_token"])  # a rotated refresh token keeps the sign-in's amr
+    created = post(url, json=upgrade_body(ELIGIBLE.customer_id), headers=good)
+    refused = [
+        post(url, json=upgrade_body(ELIGIBLE.customer_id), headers=bad),
+        get(f"{pc.url}/v1/customers", headers=bad_again),
+    ]
+
+    assert (tokens.read(good["Authorization"][7:]) or {})["amr"] == ["pwd", "mfa"]
+    assert (tokens.read(bad["Authorization"][7:]) or {})["amr"] == ["pwd"]
+    assert (tokens.read(bad_again["Authorization"][7:]) or {})["amr"] == ["pwd"]
+    assert created.status_code == 202
+    for answer in refused:
+        assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("OAuth realm=")
+        body = answer.json()
+        assert (body["code"], body["source"], body["data"]) == ("900421", "PartnerFD", [])
+        assert "MFA" in body["description"] and "multi-factor" in body["description"].lower()
+    assert pc.creates == 1 and [r.status for r in pc.log] == [202, 401, 401]
+
+
+@pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
+def test_a_sign_in_without_mfa_gives_id_and_access_tokens_without_mfa(sandbox: Sandbox, seed: SamSeed) -> None:
+    entra = sandbox.entra
+    app = msal.ConfidentialClientApplication(
+        seed.app_id,
+        client_credential=seed.app_secret,
+        authority=f"{entra.url}/{sandbox.tenant_id}",
+        instance_discovery=False,
+    )
+
+    def sign_in() -> dict[str, Any]:
+        flow = app.initiate_auth_code_flow([PC_SCOPE], redirect_uri="http://localhost:8400/", prompt="login")
+        location = get(f"{flow['auth_uri']}&amr_values=mfa", allow_redirects=False).headers["Location"]
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer)
+        return result
+
+    normal = sign_in()
+    entra.sign_in_with_mfa = False
+    password_only = sign_in()
+    refreshed = post(
+        token_url(sandbox, "v1"),
+        data=refresh_form(seed, refresh_token=password_only["refresh_token"], resource=PARTNER_CENTER_RESOURCE),
+    ).json()
+    refused = post(
+        f"{sandbox.partner_center.url}/v1/productUpgrades/eligibility",
+        json=upgrade_body(ELIGIBLE.customer_id),
+        headers={"Authorization": f"Bearer {password_only['access_token']}"},
+    )
+
+    assert normal["id_token_claims"]["amr"] == ["pwd", "mfa"]
+    assert (tokens.read(normal["access_token"]) or {})["amr"] == ["pwd", "mfa"]
+    assert password_only["id_token_claims"]["amr"] == ["pwd"]
+    assert (tokens.read(password_only["access_token"]) or {})["amr"] == ["pwd"]
+    assert (tokens.read(refreshed["access_token"]) or {})["amr"] == ["pwd"]
+    assert (refused.status_code, refused.json()["code"]) == (401, "900421")
+
+
 # --- the whole sandbox
 
 
