@@ -35,6 +35,7 @@ from azure.storage.queue import QueueServiceClient
 from sandbox import tokens
 from sandbox.customers import ALREADY_UPGRADING, ELIGIBLE, FAILING, NOT_ELIGIBLE
 from sandbox.entra import PARTNER_CENTER_RESOURCE
+from sandbox.fleet import NOT_ELIGIBLE_REASONS, Kind, generate_fleet
 from sandbox.partner_center import Customer
 from sandbox.stack import (
     APP_ID_SECRET,
@@ -839,6 +840,58 @@ def test_a_sign_in_without_mfa_gives_id_and_access_tokens_without_mfa(sandbox: S
     assert (tokens.read(password_only["access_token"]) or {})["amr"] == ["pwd"]
     assert (tokens.read(refreshed["access_token"]) or {})["amr"] == ["pwd"]
     assert (refused.status_code, refused.json()["code"]) == (401, "900421")
+
+
+def test_fleet_is_deterministic_and_mixed_as_asked() -> None:
+    fleet = generate_fleet(40, seed=7)
+    again = generate_fleet(40, seed=7)
+    other = generate_fleet(40, seed=8)
+    halves = generate_fleet(7, mix={"eligible": 1, Kind.REFUSED: 1})
+
+    assert fleet.counts() == {"eligible": 24, "notEligible": 8, "hasUpgrade": 4, "refused": 2, "lineItemFails": 2}
+    assert fleet == again and [c.company_name for c in fleet.customers] == [c.company_name for c in again.customers]
+    assert {c.customer_id for c in fleet.customers}.isdisjoint(c.customer_id for c in other.customers)
+    assert fleet.counts() == other.counts() and [c.name for c in fleet.customers] != [c.name for c in other.customers]
+    assert len({c.company_name for c in fleet.customers}) == 40 and all(c.company_name for c in fleet.customers)
+    assert all(GUID.fullmatch(c.customer_id) for c in fleet.customers)
+    assert {c.reason for c in fleet.of_kind(Kind.NOT_ELIGIBLE)} <= set(NOT_ELIGIBLE_REASONS)
+    assert halves.counts() == {"eligible": 4, "notEligible": 0, "hasUpgrade": 0, "refused": 3, "lineItemFails": 0}
+    assert generate_fleet(5000, seed=1).counts()["eligible"] == 3000
+    with pytest.raises(ValueError):
+        generate_fleet(3, mix={"eligible": 0})
+
+
+def test_fleet_customers_behave_as_their_kind_says(sandbox: Sandbox, seed: SamSeed, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    fleet = sandbox.add_fleet(60, seed=3, complete_after=4)
+    session = partner_center_session(sandbox, seed)
+    first = {kind: fleet.of_kind(kind)[0].customer_id for kind in Kind}
+
+    def call(route: str, customer_id: str) -> requests.Response:
+        return session.post(f"{pc.url}/v1/{route}", json=upgrade_body(customer_id))
+
+    listed = session.get(f"{pc.url}/v1/customers").json()
+    eligibility = {kind: call("productUpgrades/eligibility", first[kind]).json() for kind in Kind}
+    created = {kind: call("productupgrades", first[kind]) for kind in Kind}
+    upgrade_id = created[Kind.ELIGIBLE].headers["Location"].split("/")[1]
+    failing_id = created[Kind.LINE_ITEM_FAILS].headers["Location"].split("/")[1]
+    existing_id = eligibility[Kind.HAS_UPGRADE]["upgradeId"]
+    clock.advance(4)
+    done = call(f"productUpgrades/{upgrade_id}/status", first[Kind.ELIGIBLE]).json()
+    failed = call(f"productUpgrades/{failing_id}/status", first[Kind.LINE_ITEM_FAILS]).json()
+    existing = call(f"productUpgrades/{existing_id}/status", first[Kind.HAS_UPGRADE]).json()
+
+    assert [item["id"] for item in listed["items"]] == [c.customer_id for c in fleet.customers]
+    assert [i["companyProfile"]["companyName"] for i in listed["items"]] == [c.company_name for c in fleet.customers]
+    assert [eligibility[kind]["isEligible"] for kind in Kind] == [True, False, True, True, True]
+    assert eligibility[Kind.NOT_ELIGIBLE]["reason"] in NOT_ELIGIBLE_REASONS
+    assert existing_id == fleet.of_kind(Kind.HAS_UPGRADE)[0].existing_upgrade_id
+    assert [created[kind].status_code for kind in Kind] == [202, 403, 409, 403, 202]
+    refused = created[Kind.REFUSED].json()
+    assert refused["code"] == "900120" and "Microsoft Customer Agreement" in refused["description"]
+    assert done["status"] == "Completed" and done["lineItems"][0]["status"] == "Completed"
+    assert failed["status"] == "Completed" and failed["lineItems"][0]["status"] == "Failed"
+    assert existing["status"] == "Completed"
 
 
 # --- the whole sandbox
