@@ -145,19 +145,21 @@ def _name(index: int) -> str:
 def _customer(kind: Kind, company_name: str, rng: random.Random, complete_after: float) -> Customer:
     customer_id = _guid(rng)
     done = [Step(0, "InProgress"), Step(complete_after, "Completed")]
+    after = f"{complete_after:g} s"
     common: dict[str, Any] = {"customer_id": customer_id, "name": kind.value, "company_name": company_name}
     if kind is Kind.NOT_ELIGIBLE:
         reason = rng.choice(NOT_ELIGIBLE_REASONS)
         return Customer(**common, eligible=False, reason=reason, summary=f"not eligible: {reason}")
     if kind is Kind.HAS_UPGRADE:
-        summary = "eligibility names an existing upgrade, Completed soon"
+        summary = f"eligibility names an existing upgrade, Completed {after} after the customer was added"
         return Customer(**common, existing_upgrade_id=_guid(rng), progression=done, summary=summary)
     if kind is Kind.REFUSED:
-        return Customer(**common, create_error=NO_MCA, progression=done, summary="create refused: no MCA")
+        summary = "eligible, but a create is refused with 403 900120 (no Microsoft Customer Agreement)"
+        return Customer(**common, create_error=NO_MCA, progression=done, summary=summary)
     if kind is Kind.LINE_ITEM_FAILS:
         failed = [Step(0, "InProgress"), Step(complete_after, "Completed", line_items=[_failed_item(rng)])]
-        return Customer(**common, progression=failed, summary="Completed with its line item Failed")
-    return Customer(**common, progression=done, summary="eligible; the upgrade completes soon")
+        return Customer(**common, progression=failed, summary=f"{after} after creation: Completed, line item Failed")
+    return Customer(**common, progression=done, summary=f"eligible; the upgrade completes {after} after creation")
 
 
 def _failed_item(rng: random.Random) -> dict[str, Any]:

@@ -999,7 +999,7 @@ def wait_for_azurite(process: subprocess.Popen[bytes], output: Path) -> str:
 
 def test_python_m_sandbox_prints_the_environment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "sandbox", "--workdir", str(tmp_path), "--fleet", "20", "--throttle", "600"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -1020,4 +1020,6 @@ def test_python_m_sandbox_prints_the_environment_and_stops_on_ctrl_c(tmp_path: P
     exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines if line.startswith("export "))
     assert set(exports) >= {"KEY_VAULT_URL", "PARTNER_CENTER_BASE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
     assert any(ELIGIBLE.customer_id in line and "eligible" in line for line in lines)
+    counts = "eligible 12, notEligible 4, hasUpgrade 2, refused 1, lineItemFails 1"
+    assert f"# Fleet of 20 (seed 0): {counts}\n" in lines and any("600 calls per minute" in line for line in lines)
     assert process.returncode == 0 and "stopped" in rest
