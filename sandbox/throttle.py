@@ -43,12 +43,6 @@ class SlidingWindow:
             frees_at = calls[len(calls) - self.limit] + self.window
             return max(1, math.ceil(frees_at - now))
 
-    def in_window(self, key: str) -> int:
-        """Calls (admitted, and rejected if they count) of `key` within the window now."""
-        with self._lock:
-            now = self._clock()
-            return sum(1 for at in self._calls.get(key, ()) if at > now - self.window)
-
     def clear(self) -> None:
         with self._lock:
             self._calls.clear()

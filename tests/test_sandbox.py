@@ -33,6 +33,7 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueServiceClient
 
 from sandbox import tokens
+from sandbox.clock import ManualClock
 from sandbox.customers import ALREADY_UPGRADING, ELIGIBLE, FAILING, NOT_ELIGIBLE
 from sandbox.entra import PARTNER_CENTER_RESOURCE
 from sandbox.fleet import NOT_ELIGIBLE_REASONS, Kind, generate_fleet
@@ -45,6 +46,7 @@ from sandbox.stack import (
     SamSeed,
     Sandbox,
 )
+from sandbox.throttle import SlidingWindow
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 5
@@ -892,6 +894,24 @@ def test_fleet_customers_behave_as_their_kind_says(sandbox: Sandbox, seed: SamSe
     assert done["status"] == "Completed" and done["lineItems"][0]["status"] == "Completed"
     assert failed["status"] == "Completed" and failed["lineItems"][0]["status"] == "Failed"
     assert existing["status"] == "Completed"
+
+
+def test_throttle_window_is_kept_per_partner_tenant() -> None:
+    clock = ManualClock()
+    clock.freeze(1000.0)
+    window = SlidingWindow(2, clock, window=60.0)
+
+    first = [window.admit("tenant-a"), window.admit("tenant-a"), window.admit("tenant-a")]
+    other = window.admit("tenant-b")
+    clock.advance(59.5)
+    still = window.admit("tenant-a")  # the two calls and the refusal at 1000 stay in the window until 1060
+    clock.advance(61)
+    later = window.admit("tenant-a")
+
+    assert first == [None, None, 60] and other is None
+    assert still == 1 and later is None
+    with pytest.raises(ValueError):
+        SlidingWindow(0, clock)
 
 
 # --- the whole sandbox
