@@ -53,10 +53,6 @@ class CustomerPages:
             offset = found
         return Response(200, self._page(customers, offset, size, continued=seek is not None))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._offsets.clear()
-
     def _size(self, raw: str | None) -> int | None:
         if raw is None:
             return min(self.default_size, self.max_size)
