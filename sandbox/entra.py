@@ -9,10 +9,15 @@ errors have Entra's shape (`error`, `error_description` = `AADSTSnnnn: ...`, `er
 `trace_id`, `correlation_id`, `error_uri`, and `suberror` where Entra sends one).
 
 Access tokens are JWT-shaped v1 tokens for the requested resource (Partner Center:
-`https://api.partnercenter.microsoft.com`) with `scp`, `amr=["pwd","mfa"]`, `appid`, `upn`; resource stand-ins
-check them with `is_valid_access_token`. A v2 answer to a request whose scope has `openid` also carries an ID
-token (`preferred_username`, `oid`, `tid`, and the authorization request's `nonce` on a code redemption), as MSAL
+`https://api.partnercenter.microsoft.com`) with `scp`, `amr`, `appid`, `upn`; resource stand-ins check them with
+`is_valid_access_token`. A v2 answer to a request whose scope has `openid` also carries an ID token
+(`preferred_username`, `oid`, `tid`, `amr`, and the authorization request's `nonce` on a code redemption), as MSAL
 expects. Nothing here logs a secret or a token.
+
+MFA: `amr` is `["pwd", "mfa"]` when the sign-in behind the grant used MFA, else `["pwd"]`; tokens redeemed from a
+refresh token keep the sign-in's `amr`. A refresh token from `issue_refresh_token(..., mfa=False)` stands for a
+sign-in without MFA; with `sign_in_with_mfa = False`, every sign-in at the authorize endpoint from then on is
+password only (whatever the request's `amr_values`), so its code, tokens and refresh tokens lack MFA.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class _Grant:
     fail_code: int | None = None
     scope: str | None = None
     nonce: str | None = None  # from the authorization request, echoed in the ID token of the code redemption
+    mfa: bool = True  # the sign-in behind this grant used MFA (amr has "mfa")
 
 
 @dataclass
@@ -65,6 +71,7 @@ class _Code:
     code_challenge_method: str
     nonce: str | None = None
     redeemed: bool = False
+    mfa: bool = True
 
 
 class EntraStandIn(StandIn):
@@ -81,6 +88,7 @@ class EntraStandIn(StandIn):
         self.code_lifetime = 600.0
         self.rotation_revokes_old = False
         self.consent_denied = False
+        self.sign_in_with_mfa = True  # False: sign-ins at the authorize endpoint are password only
         self.exchanges = 0  # refresh_token grants answered, successful or not
         self._apps: dict[str, str] = {}  # client id -> client secret
         self._grants: dict[str, _Grant] = {}  # refresh token -> grant
@@ -94,12 +102,15 @@ class EntraStandIn(StandIn):
         with self._lock:
             self._apps[client_id] = client_secret
 
-    def issue_refresh_token(self, client_id: str, *, user: str = DEFAULT_USER, issued_at: float | None = None) -> str:
-        """A refresh token as the one-time consent would have produced it (`issued_at` ages it)."""
+    def issue_refresh_token(
+        self, client_id: str, *, user: str = DEFAULT_USER, issued_at: float | None = None, mfa: bool = True
+    ) -> str:
+        """A refresh token as the one-time consent would have produced it (`issued_at` ages it; `mfa=False`: the
+        consent sign-in had no MFA, so its access tokens carry `amr: ["pwd"]`)."""
         with self._lock:
             if client_id not in self._apps:
                 raise KeyError(f"app {client_id} is not registered")
-            return self._new_refresh_token(client_id, user, issued_at)
+            return self._new_refresh_token(client_id, user, mfa=mfa, issued_at=issued_at)
 
     def issued_refresh_tokens(self) -> list[str]:
         """Every refresh token issued so far (seeded, rotated or from a code), oldest first."""
@@ -259,6 +270,7 @@ class EntraStandIn(StandIn):
                     code_challenge=arg("code_challenge"),
                     code_challenge_method=arg("code_challenge_method") or "plain",
                     nonce=arg("nonce"),
+                    mfa=self.sign_in_with_mfa,
                 )
                 answer = {"code": code, "session_state": str(uuid.uuid4())}
             state = arg("state")
@@ -323,7 +335,7 @@ class EntraStandIn(StandIn):
         if code.code_challenge and not _pkce_matches(form.get("code_verifier", ""), code):
             raise aadsts.pkce_mismatch()
         code.redeemed = True
-        return _Grant(client_id, code.user, self.clock(), scope=code.scope, nonce=code.nonce)
+        return _Grant(client_id, code.user, self.clock(), scope=code.scope, nonce=code.nonce, mfa=code.mfa)
 
     def _issue(self, form: dict[str, str], grant: _Grant, *, v2: bool) -> dict[str, Any]:
         if v2:
@@ -347,7 +359,7 @@ class EntraStandIn(StandIn):
                 "not_before": str(now - tokens.NOT_BEFORE_SKEW),
                 "resource": resource,
                 "access_token": access_token,
-                "refresh_token": self._new_refresh_token(grant.client_id, grant.user, None),
+                "refresh_token": self._new_refresh_token(grant.client_id, grant.user, mfa=grant.mfa),
             }
         answer: dict[str, Any] = {
             "token_type": "Bearer",
@@ -357,7 +369,7 @@ class EntraStandIn(StandIn):
             "access_token": access_token,
         }
         if offline:
-            answer["refresh_token"] = self._new_refresh_token(grant.client_id, grant.user, None)
+            answer["refresh_token"] = self._new_refresh_token(grant.client_id, grant.user, mfa=grant.mfa)
         if "openid" in (form.get("scope") or grant.scope or "").lower().split():
             answer["id_token"] = self._id_token(grant, now, expires_on)
         return answer
@@ -367,7 +379,7 @@ class EntraStandIn(StandIn):
         object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{grant.user}"))
         claims = tokens.access_token_claims(resource, self.tenant_id, now, expires_on) | {
             "acr": "1",
-            "amr": ["pwd", "mfa"],
+            "amr": _amr(grant),
             "appid": grant.client_id,
             "appidacr": "1",
             "idtyp": "user",
@@ -390,6 +402,7 @@ class EntraStandIn(StandIn):
         object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{grant.user}"))
         claims: dict[str, Any] = {
             "aud": grant.client_id,
+            "amr": _amr(grant),
             "iss": f"{self.url}/{self.tenant_id}/v2.0",
             "iat": now,
             "nbf": now,
@@ -405,9 +418,9 @@ class EntraStandIn(StandIn):
             claims["nonce"] = grant.nonce
         return tokens.mint(claims, self._key)
 
-    def _new_refresh_token(self, client_id: str, user: str, issued_at: float | None) -> str:
+    def _new_refresh_token(self, client_id: str, user: str, *, mfa: bool, issued_at: float | None = None) -> str:
         token = "0.A" + secrets.token_urlsafe(96)
-        self._grants[token] = _Grant(client_id, user, self.clock() if issued_at is None else issued_at)
+        self._grants[token] = _Grant(client_id, user, self.clock() if issued_at is None else issued_at, mfa=mfa)
         return token
 
     def _expired(self, issued_at: float) -> EntraError:
@@ -415,6 +428,10 @@ class EntraStandIn(StandIn):
 
     def _refuse(self, error: EntraError) -> Response:
         return Response(error.status, aadsts.body(error, self.clock()))
+
+
+def _amr(grant: _Grant) -> list[str]:
+    return ["pwd", "mfa"] if grant.mfa else ["pwd"]
 
 
 def _v2_target(scope: str) -> tuple[str, list[str], bool]:

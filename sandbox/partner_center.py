@@ -1,111 +1,44 @@
-"""Partner Center's product-upgrade API: create, eligibility and status, with customer profiles.
+"""Partner Center's product-upgrade API: create, eligibility and status, and the customer list.
 
 Routes (matched case-insensitively, like ASP.NET routing): "create" `POST /v1/productupgrades`,
-"eligibility" `POST /v1/productUpgrades/eligibility`, "status" `POST /v1/productUpgrades/{id}/status`.
+"eligibility" `POST /v1/productUpgrades/eligibility`, "status" `POST /v1/productUpgrades/{id}/status`,
+"customers" `GET /v1/customers?size={n}` (paged, see `sandbox.customer_pages`).
 Every request needs a Bearer token that the `EntraStandIn` given as `entra=` issued for
-`https://api.partnercenter.microsoft.com` (or for the stand-in's own URL, see `audiences`); every answer
-carries MS-RequestId and MS-CorrelationId (the caller's, or new GUIDs), MS-CV and MS-ServerId. Codes and
-texts follow docs/partner-center-api.md §1; a 429 has the other documented body shape
-`{"statusCode": 429, "message": ...}` and a `Retry-After`.
+`https://api.partnercenter.microsoft.com` (or for the stand-in's own URL, see `audiences`), else 401 800001; an
+App+User token (one with `scp`) whose `amr` lacks `mfa` gets 401 900421 (MFA is enforced since 2026-04-01).
+`throttle(calls_per_minute=K)` limits each partner tenant (the token's `tid`) to K calls in any 60 s of the
+stand-in's clock (429 with `Retry-After`; `throttled` counts them). Every answer carries MS-RequestId and
+MS-CorrelationId (the caller's, or new GUIDs), MS-CV and MS-ServerId. Codes and texts follow
+docs/partner-center-api.md §1, §4 and §9 (`sandbox.pc_errors`).
 
-A customer's `progression` is a list of `Step`s: `after_seconds` counts from the upgrade's creation on the
-stand-in's clock, and the status reported is the last step reached. Creates are idempotent by MS-RequestId.
+Customers, their progressions and upgrades are modelled in `sandbox.upgrades` (re-exported here). Creates are
+idempotent by MS-RequestId.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
+from sandbox import tokens
+from sandbox.customer_pages import CustomerPages
 from sandbox.entra import PARTNER_CENTER_RESOURCE, EntraStandIn
 from sandbox.faults import Fault
+from sandbox.pc_errors import error as _error
+from sandbox.pc_errors import mfa_required, rate_limit_body, rate_limited, unauthorized
 from sandbox.server import Clock, Recorded, Response, Route, StandIn
+from sandbox.throttle import SlidingWindow
 from sandbox.tls import LocalCA
+from sandbox.upgrades import DEFAULT_PROGRESSION, Customer, Step, Upgrade
 
-SOURCE = "PartnerFD"
+__all__ = ["DEFAULT_PROGRESSION", "Customer", "PartnerCenterStandIn", "Step", "Upgrade"]
+
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Step:
-    """From `after_seconds` after creation on, the upgrade reports `status` (and these line items/errors)."""
-
-    after_seconds: float
-    status: str
-    line_items: list[dict[str, Any]] | None = None
-    error_details: dict[str, Any] | None = None
-
-
-DEFAULT_PROGRESSION = (Step(0, "InProgress"), Step(30 * 60, "Completed"))
-
-
-@dataclass
-class Customer:
-    """How Partner Center behaves for one customer tenant."""
-
-    customer_id: str
-    eligible: bool = True
-    reason: str | None = None
-    existing_upgrade_id: str | None = None
-    create_error: tuple[int, str, str] | None = None  # (HTTP status, Partner Center code, description)
-    progression: list[Step] = field(default_factory=lambda: list(DEFAULT_PROGRESSION))
-    latency: float = 0.0
-    name: str = ""
-    summary: str = ""
-
-
-@dataclass
-class Upgrade:
-    upgrade_id: str
-    customer_id: str
-    product_family: str
-    created_at: float
-    progression: list[Step]
-    source_product_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    target_product_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def step_at(self, now: float) -> tuple[Step, float]:
-        """The last step reached at `now`, and when it was reached."""
-        reached = [s for s in self.progression if now - self.created_at >= s.after_seconds]
-        step = reached[-1] if reached else Step(0, "InProgress")
-        return step, self.created_at + step.after_seconds
-
-    def status_at(self, now: float) -> str:
-        return self.step_at(now)[0].status
-
-    def is_final_at(self, now: float) -> bool:
-        status = self.status_at(now).lower()
-        return status == "completed" or "fail" in status
-
-    def body_at(self, now: float) -> dict[str, Any]:
-        step, reached_at = self.step_at(now)
-        if step.line_items is not None:
-            line_items = copy.deepcopy(step.line_items)
-        else:
-            item: dict[str, Any] = {
-                "sourceProduct": {"id": self.source_product_id, "name": "AzureSubscription"},
-                "targetProduct": {"id": self.target_product_id, "name": "Microsoft Azure plan"},
-                "status": step.status,
-            }
-            if step.status.lower() == "completed":
-                item["upgradedDate"] = _iso(reached_at)
-            line_items = [item]
-        body: dict[str, Any] = {
-            "id": self.upgrade_id,
-            "productFamily": "Azure",
-            "status": step.status,
-            "lineItems": line_items,
-        }
-        if step.error_details is not None:
-            body["errorDetails"] = copy.deepcopy(step.error_details)
-        return body
 
 
 class PartnerCenterStandIn(StandIn):
@@ -118,6 +51,9 @@ class PartnerCenterStandIn(StandIn):
         self.customers: dict[str, Customer] = {}
         self.upgrades: dict[str, Upgrade] = {}
         self.creates = 0  # upgrades actually created by the create route
+        self.throttled = 0  # calls refused with 429 by the throttle (not injected faults)
+        self.customer_pages = CustomerPages()  # .default_size, .max_size of the customer list
+        self._throttle: SlidingWindow | None = None
         self._seen_requests: dict[tuple[str, str], str] = {}  # (MS-RequestId, body) -> upgrade id
 
     # --- test helpers
@@ -147,8 +83,24 @@ class PartnerCenterStandIn(StandIn):
             self.upgrades[upgrade.upgrade_id.lower()] = upgrade
             return upgrade.upgrade_id
 
+    def throttle(
+        self, calls_per_minute: int | None, *, window_seconds: float = 60.0, count_rejected: bool = True
+    ) -> None:
+        """At most `calls_per_minute` calls per partner tenant in any `window_seconds` (None: no limit, the
+        default). Every routed Partner Center call counts once it is authenticated; refused calls count too
+        unless `count_rejected=False`. `reset()` empties the window but keeps the limit."""
+        with self._lock:
+            self._throttle = (
+                None
+                if calls_per_minute is None
+                else SlidingWindow(calls_per_minute, self.clock, window=window_seconds, count_rejected=count_rejected)
+            )
+
     def on_reset(self) -> None:
         self.creates = 0
+        self.throttled = 0
+        if self._throttle is not None:
+            self._throttle.clear()
 
     # --- protocol
 
@@ -157,6 +109,7 @@ class PartnerCenterStandIn(StandIn):
             Route("POST", "/v1/productupgrades/?", "create", self._create, ignore_case=True),
             Route("POST", "/v1/productupgrades/eligibility/?", "eligibility", self._eligibility, ignore_case=True),
             Route("POST", "/v1/productupgrades/(?P<id>[^/]+)/status/?", "status", self._status, ignore_case=True),
+            Route("GET", "/v1/customers/?", "customers", self._customers, ignore_case=True),
         ]
 
     @property
@@ -166,12 +119,22 @@ class PartnerCenterStandIn(StandIn):
         return (PARTNER_CENTER_RESOURCE, self.url)
 
     def authenticate(self, request: Recorded) -> Response | None:
+        """A valid token, with MFA if it is App+User; then the throttle (routed calls only)."""
         token = request.bearer_token()
-        if token and any(self.entra.is_valid_access_token(token, audience) for audience in self.audiences):
+        if not token or not any(self.entra.is_valid_access_token(token, audience) for audience in self.audiences):
+            return unauthorized()
+        claims = tokens.read(token) or {}
+        if "scp" in claims and "mfa" not in (claims.get("amr") or []):
+            return mfa_required()
+        window = self._throttle
+        if window is None or request.route == "unknown":
             return None
-        response = _error(401, "800001", "Partner token is missing in the request context")
-        response.headers["WWW-Authenticate"] = f'OAuth realm="{PARTNER_CENTER_RESOURCE}"'
-        return response
+        retry_after = window.admit(str(claims.get("tid", "")).lower())
+        if retry_after is None:
+            return None
+        with self._lock:
+            self.throttled += 1
+        return rate_limited(retry_after)
 
     def response_headers(self, request: Recorded) -> dict[str, str]:
         cv = request.headers.get("MS-CV")
@@ -189,9 +152,9 @@ class PartnerCenterStandIn(StandIn):
 
     def fault_body(self, status: int, retry_after: int | None) -> Any:
         if status == 429:
-            return {"statusCode": 429, "message": f"Rate limit is exceeded. Try again in {retry_after} seconds."}
+            return rate_limit_body(retry_after)
         if status == 401:
-            return _error(401, "800001", "Partner token is missing in the request context").body
+            return unauthorized().body
         if status >= 500:
             return _error(status, "800003", "Unexpected service error.").body
         return _error(status, "800002", "Invalid request input.").body
@@ -265,6 +228,11 @@ class PartnerCenterStandIn(StandIn):
                 return _error(400, "900111", message)
             return Response(200, upgrade.body_at(self.clock()))
 
+    def _customers(self, request: Recorded, params: dict[str, str]) -> Response:
+        with self._lock:
+            customers = list(self.customers.values())
+        return self.customer_pages.answer(request, customers)
+
     def _active_upgrade(self, customer_id: str) -> str | None:
         now = self.clock()
         for upgrade in self.upgrades.values():
@@ -286,12 +254,3 @@ def _upgrade_request(request: Recorded) -> tuple[str, str] | Response:
     if family.lower() != "azure":
         return _error(400, "900107", "Azure catalog item not found.")
     return body["customerId"], family
-
-
-def _error(status: int, code: str, description: str) -> Response:
-    return Response(status, {"code": code, "description": description, "data": [], "source": SOURCE})
-
-
-def _iso(epoch: float) -> str:
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}Z"

@@ -225,7 +225,8 @@ class StandIn:
         return []
 
     def authenticate(self, request: Recorded) -> Response | None:
-        """None lets the request through; a Response refuses it."""
+        """None lets the request through; a Response refuses it. `request.route` is the matched route's name
+        (or "unknown"); the request is not in `log` yet."""
         return None
 
     def response_headers(self, request: Recorded) -> dict[str, str]:
@@ -265,8 +266,10 @@ class StandIn:
             at=self.clock(),
         )
         route, params = self._match(request)
+        request.route = route.name if route else "unknown"  # `authenticate` may look at it
         refusal = self.authenticate(request)
-        request.route = (refusal.route if refusal else None) or (route.name if route else "unknown")
+        if refusal is not None and refusal.route:
+            request.route = refusal.route
         with self._lock:
             self.log.append(request)
 

@@ -3,6 +3,7 @@
     with Sandbox(tmp_path) as sandbox:
         seed = sandbox.seed_sam_credentials()
         sandbox.add_demo_customers()
+        fleet = sandbox.add_fleet(300, seed=7)   # generated customers; fleet.counts() per kind
         env = sandbox.environment()   # what the app needs to reach them the way Azure would
 
 The app must run with `environment()` applied and with AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and
@@ -24,6 +25,7 @@ from typing import Self
 
 from sandbox.customers import DEMO_CUSTOMERS
 from sandbox.entra import EntraStandIn
+from sandbox.fleet import Fleet, Mix, generate_fleet
 from sandbox.key_vault import KeyVaultStandIn
 from sandbox.managed_identity import ManagedIdentityStandIn
 from sandbox.partner_center import PartnerCenterStandIn
@@ -94,14 +96,16 @@ class Sandbox:
         for stand_in in self.stand_ins:
             stand_in.reset()
 
-    def seed_sam_credentials(self, *, refresh_token_age_hours: float = 0.0) -> SamSeed:
+    def seed_sam_credentials(self, *, refresh_token_age_hours: float = 0.0, mfa: bool = True) -> SamSeed:
         """Register a SAM app in Entra, issue its refresh token (aged as asked, in Entra and in Key Vault) and
-        store app id, app secret, refresh token and a callback signing key under the default secret names."""
+        store app id, app secret, refresh token and a callback signing key under the default secret names.
+        `mfa=False`: the consent behind the refresh token had no MFA, so its access tokens carry `amr: ["pwd"]`
+        and Partner Center refuses them (401, code 900421)."""
         app_id = str(uuid.uuid4())
         app_secret = secrets.token_urlsafe(30)
         issued_at = self.clock() - refresh_token_age_hours * 3600
         self.entra.register_app(app_id, app_secret)
-        refresh_token = self.entra.issue_refresh_token(app_id, issued_at=issued_at)
+        refresh_token = self.entra.issue_refresh_token(app_id, issued_at=issued_at, mfa=mfa)
         signing_key = secrets.token_hex(32)
         self.key_vault.seed(APP_ID_SECRET, app_id)
         self.key_vault.seed(APP_SECRET_SECRET, app_secret)
@@ -112,6 +116,14 @@ class Sandbox:
     def add_demo_customers(self) -> None:
         for customer in DEMO_CUSTOMERS:
             self.partner_center.add_customer(dataclasses.replace(customer))
+
+    def add_fleet(self, count: int, *, seed: int = 0, mix: Mix | None = None, complete_after: float = 5.0) -> Fleet:
+        """Add `count` generated customers to Partner Center (see `sandbox.fleet`: the same arguments always give
+        the same customers); `fleet.counts()` says how many of each kind."""
+        fleet = generate_fleet(count, seed=seed, mix=mix, complete_after=complete_after)
+        for customer in fleet.customers:
+            self.partner_center.add_customer(customer)
+        return fleet
 
     def environment(self) -> dict[str, str]:
         bundle = str(self.ca.bundle_path)

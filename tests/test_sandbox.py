@@ -33,8 +33,11 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueServiceClient
 
 from sandbox import tokens
+from sandbox.clock import ManualClock
 from sandbox.customers import ALREADY_UPGRADING, ELIGIBLE, FAILING, NOT_ELIGIBLE
 from sandbox.entra import PARTNER_CENTER_RESOURCE
+from sandbox.fleet import NOT_ELIGIBLE_REASONS, Kind, generate_fleet
+from sandbox.partner_center import Customer
 from sandbox.stack import (
     APP_ID_SECRET,
     APP_SECRET_SECRET,
@@ -43,6 +46,7 @@ from sandbox.stack import (
     SamSeed,
     Sandbox,
 )
+from sandbox.throttle import SlidingWindow
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 5
@@ -649,6 +653,267 @@ def test_reset_clears_logs_faults_and_counters_but_keeps_state(sandbox: Sandbox,
     assert sandbox.key_vault.current(REFRESH_TOKEN_SECRET) == seed.refresh_token
 
 
+def follow(session: requests.Session, base: str, link: dict[str, Any]) -> requests.Response:
+    """Request a Partner Center `links.next` the way the docs say: `uri` under `{base}/v1`, with its headers."""
+    assert link["method"] == "GET"
+    headers = {header["key"]: header["value"] for header in link["headers"]}
+    return session.get(f"{base}/v1{link['uri']}", headers=headers)
+
+
+def test_customer_list_pages_with_the_continuation_header(sandbox: Sandbox, seed: SamSeed) -> None:
+    pc = sandbox.partner_center
+    added = [str(uuid.UUID(int=n, version=4)) for n in range(1, 8)]
+    for n, customer_id in enumerate(added):
+        pc.add_customer(Customer(customer_id, company_name=f"Fabrikam {n}, Ltd."))
+    session = partner_center_session(sandbox, seed)
+
+    pages = [session.get(f"{pc.url}/v1/customers", params={"size": 3}).json()]
+    while "next" in pages[-1]["links"]:
+        answer = follow(session, pc.url, pages[-1]["links"]["next"])
+        assert answer.status_code == 200
+        pages.append(answer.json())
+    again = follow(session, pc.url, pages[0]["links"]["next"]).json()  # a token can be used again (resume)
+
+    assert [page["totalCount"] for page in pages] == [3, 3, 1]
+    assert [item["id"] for page in pages for item in page["items"]] == added
+    assert pages[0]["items"][0] == {
+        "id": added[0],
+        "companyProfile": {
+            "tenantId": added[0],
+            "domain": "fabrikam0ltd.onmicrosoft.com",
+            "companyName": "Fabrikam 0, Ltd.",
+            "attributes": {"objectType": "CustomerCompanyProfile"},
+        },
+        "relationshipToPartner": "reseller",
+        "attributes": {"objectType": "Customer"},
+    }
+    first_next = pages[0]["links"]["next"]
+    assert first_next["uri"] == "/customers?size=3&seekOperation=Next"
+    assert [h["key"] for h in first_next["headers"]] == ["MS-ContinuationToken"]
+    assert pages[0]["attributes"] == {"objectType": "Collection"} and "next" not in pages[2]["links"]
+    assert again["items"] == pages[1]["items"]
+    assert [r.route for r in pc.log] == ["customers"] * 4 and {r.status for r in pc.log} == {200}
+
+
+def test_customer_list_refuses_a_next_page_without_its_token(sandbox: Sandbox, seed: SamSeed) -> None:
+    pc = sandbox.partner_center
+    sandbox.add_demo_customers()
+    pc.customer_pages.max_size = 2
+    session = partner_center_session(sandbox, seed)
+    url = f"{pc.url}/v1/customers"
+
+    no_header = session.get(url, params={"size": 2, "seekOperation": "Next"})
+    forged = session.get(url, params={"size": 2, "seekOperation": "Next"}, headers={"MS-ContinuationToken": "x"})
+    bad_size = session.get(url, params={"size": "0"})
+    capped = session.get(url, params={"size": 100})
+    default_size = session.get(url)
+    anonymous = get(url)
+
+    for refused in (no_header, forged, bad_size):
+        assert refused.status_code == 400 and refused.json()["code"] == "800002"
+    assert "MS-ContinuationToken" in no_header.json()["description"]
+    assert capped.json()["totalCount"] == 2 and capped.json()["links"]["next"]["uri"].startswith("/customers?size=2&")
+    assert default_size.json()["totalCount"] == 2  # the default (200) is capped too
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "800001"
+    assert len(pc.requests_to("customers")) == 6
+
+
+def test_throttle_is_a_sliding_window_where_retries_count(sandbox: Sandbox, seed: SamSeed, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    pc.throttle(calls_per_minute=3)
+    session = partner_center_session(sandbox, seed)
+    eligibility = f"{pc.url}/v1/productUpgrades/eligibility"
+
+    def call() -> requests.Response:
+        return session.post(eligibility, json=upgrade_body(ELIGIBLE.customer_id))
+
+    admitted = [call()]  # t=0
+    clock.advance(10)
+    admitted.append(session.get(f"{pc.url}/v1/customers"))  # t=10: every route counts
+    clock.advance(10)
+    admitted.append(session.post(f"{pc.url}/v1/productupgrades", json=upgrade_body(ELIGIBLE.customer_id)))  # t=20
+    clock.advance(10)
+    refused = call()  # t=30: the window holds 0, 10, 20 -> a slot frees at 60, but this call counts too
+    anonymous = post(eligibility, json=upgrade_body(ELIGIBLE.customer_id))  # refused before the throttle
+    clock.advance(0.5)
+    retried_at_once = call()  # t=30.5: 0, 10, 20, 30 in the window
+    clock.advance(80 - 30.5)
+    after_waiting = call()  # t=80: 0, 10, 20 aged out; 30 and 30.5 remain
+
+    assert [a.status_code for a in admitted] == [200, 200, 202]
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "40"
+    assert refused.json() == {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 40 seconds."}
+    assert refused.headers["MS-RequestId"] and anonymous.status_code == 401
+    assert retried_at_once.status_code == 429 and retried_at_once.headers["Retry-After"] == "50"
+    assert after_waiting.status_code == 200
+    assert pc.throttled == 2
+    assert [(r.route, r.status) for r in pc.log if r.status == 429] == [("eligibility", 429)] * 2
+
+
+def test_throttle_recovers_after_the_window_and_can_be_switched_off(
+    sandbox: Sandbox, seed: SamSeed, clock: FakeClock
+) -> None:
+    pc = sandbox.partner_center
+    pc.throttle(calls_per_minute=2, count_rejected=False)
+    session = partner_center_session(sandbox, seed)
+    url = f"{pc.url}/v1/productUpgrades/eligibility"
+
+    answers = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)) for _ in range(4)]
+    retry_after = int(answers[-1].headers["Retry-After"])
+    clock.advance(retry_after)
+    recovered = session.post(url, json=upgrade_body(ELIGIBLE.customer_id))
+    pc.reset()
+    after_reset = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)).status_code for _ in range(3)]
+    pc.throttle(None)
+    unlimited = [session.post(url, json=upgrade_body(ELIGIBLE.customer_id)).status_code for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429, 429] and retry_after == 60
+    assert recovered.status_code == 200
+    assert after_reset == [200, 200, 429] and pc.throttled == 1  # reset empties the window and the counter
+    assert unlimited == [200] * 5
+
+
+def test_partner_center_refuses_app_user_tokens_without_mfa(sandbox: Sandbox, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    with_mfa = sandbox.seed_sam_credentials()
+    without_mfa = sandbox.seed_sam_credentials(mfa=False)
+    url = f"{pc.url}/v1/productupgrades"
+
+    def bearer(seed: SamSeed, refresh_token: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+        form = refresh_form(seed, resource=PARTNER_CENTER_RESOURCE)
+        form["refresh_token"] = refresh_token or seed.refresh_token
+        answer = post(token_url(sandbox, "v1"), data=form).json()
+        return {"Authorization": f"Bearer {answer['access_token']}"}, answer
+
+    good, _ = bearer(with_mfa)
+    bad, rotated = bearer(without_mfa)
+    bad_again, _ = bearer(without_mfa, rotated["refresh_token"])  # a rotated refresh token keeps the sign-in's amr
+    created = post(url, json=upgrade_body(ELIGIBLE.customer_id), headers=good)
+    refused = [
+        post(url, json=upgrade_body(ELIGIBLE.customer_id), headers=bad),
+        get(f"{pc.url}/v1/customers", headers=bad_again),
+    ]
+
+    assert (tokens.read(good["Authorization"][7:]) or {})["amr"] == ["pwd", "mfa"]
+    assert (tokens.read(bad["Authorization"][7:]) or {})["amr"] == ["pwd"]
+    assert (tokens.read(bad_again["Authorization"][7:]) or {})["amr"] == ["pwd"]
+    assert created.status_code == 202
+    for answer in refused:
+        assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("OAuth realm=")
+        body = answer.json()
+        assert (body["code"], body["source"], body["data"]) == ("900421", "PartnerFD", [])
+        assert "MFA" in body["description"] and "multi-factor" in body["description"].lower()
+    assert pc.creates == 1 and [r.status for r in pc.log] == [202, 401, 401]
+
+
+@pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
+def test_a_sign_in_without_mfa_gives_id_and_access_tokens_without_mfa(sandbox: Sandbox, seed: SamSeed) -> None:
+    entra = sandbox.entra
+    app = msal.ConfidentialClientApplication(
+        seed.app_id,
+        client_credential=seed.app_secret,
+        authority=f"{entra.url}/{sandbox.tenant_id}",
+        instance_discovery=False,
+    )
+
+    def sign_in() -> dict[str, Any]:
+        flow = app.initiate_auth_code_flow([PC_SCOPE], redirect_uri="http://localhost:8400/", prompt="login")
+        location = get(f"{flow['auth_uri']}&amr_values=mfa", allow_redirects=False).headers["Location"]
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer)
+        return result
+
+    normal = sign_in()
+    entra.sign_in_with_mfa = False
+    password_only = sign_in()
+    refreshed = post(
+        token_url(sandbox, "v1"),
+        data=refresh_form(seed, refresh_token=password_only["refresh_token"], resource=PARTNER_CENTER_RESOURCE),
+    ).json()
+    refused = post(
+        f"{sandbox.partner_center.url}/v1/productUpgrades/eligibility",
+        json=upgrade_body(ELIGIBLE.customer_id),
+        headers={"Authorization": f"Bearer {password_only['access_token']}"},
+    )
+
+    assert normal["id_token_claims"]["amr"] == ["pwd", "mfa"]
+    assert (tokens.read(normal["access_token"]) or {})["amr"] == ["pwd", "mfa"]
+    assert password_only["id_token_claims"]["amr"] == ["pwd"]
+    assert (tokens.read(password_only["access_token"]) or {})["amr"] == ["pwd"]
+    assert (tokens.read(refreshed["access_token"]) or {})["amr"] == ["pwd"]
+    assert (refused.status_code, refused.json()["code"]) == (401, "900421")
+
+
+def test_fleet_is_deterministic_and_mixed_as_asked() -> None:
+    fleet = generate_fleet(40, seed=7)
+    again = generate_fleet(40, seed=7)
+    other = generate_fleet(40, seed=8)
+    halves = generate_fleet(7, mix={"eligible": 1, Kind.REFUSED: 1})
+
+    assert fleet.counts() == {"eligible": 24, "notEligible": 8, "hasUpgrade": 4, "refused": 2, "lineItemFails": 2}
+    assert fleet == again and [c.company_name for c in fleet.customers] == [c.company_name for c in again.customers]
+    assert {c.customer_id for c in fleet.customers}.isdisjoint(c.customer_id for c in other.customers)
+    assert fleet.counts() == other.counts() and [c.name for c in fleet.customers] != [c.name for c in other.customers]
+    assert len({c.company_name for c in fleet.customers}) == 40 and all(c.company_name for c in fleet.customers)
+    assert all(GUID.fullmatch(c.customer_id) for c in fleet.customers)
+    assert {c.reason for c in fleet.of_kind(Kind.NOT_ELIGIBLE)} <= set(NOT_ELIGIBLE_REASONS)
+    assert halves.counts() == {"eligible": 4, "notEligible": 0, "hasUpgrade": 0, "refused": 3, "lineItemFails": 0}
+    assert generate_fleet(5000, seed=1).counts()["eligible"] == 3000
+    with pytest.raises(ValueError):
+        generate_fleet(3, mix={"eligible": 0})
+
+
+def test_fleet_customers_behave_as_their_kind_says(sandbox: Sandbox, seed: SamSeed, clock: FakeClock) -> None:
+    pc = sandbox.partner_center
+    fleet = sandbox.add_fleet(60, seed=3, complete_after=4)
+    session = partner_center_session(sandbox, seed)
+    first = {kind: fleet.of_kind(kind)[0].customer_id for kind in Kind}
+
+    def call(route: str, customer_id: str) -> requests.Response:
+        return session.post(f"{pc.url}/v1/{route}", json=upgrade_body(customer_id))
+
+    listed = session.get(f"{pc.url}/v1/customers").json()
+    eligibility = {kind: call("productUpgrades/eligibility", first[kind]).json() for kind in Kind}
+    created = {kind: call("productupgrades", first[kind]) for kind in Kind}
+    upgrade_id = created[Kind.ELIGIBLE].headers["Location"].split("/")[1]
+    failing_id = created[Kind.LINE_ITEM_FAILS].headers["Location"].split("/")[1]
+    existing_id = eligibility[Kind.HAS_UPGRADE]["upgradeId"]
+    clock.advance(4)
+    done = call(f"productUpgrades/{upgrade_id}/status", first[Kind.ELIGIBLE]).json()
+    failed = call(f"productUpgrades/{failing_id}/status", first[Kind.LINE_ITEM_FAILS]).json()
+    existing = call(f"productUpgrades/{existing_id}/status", first[Kind.HAS_UPGRADE]).json()
+
+    assert [item["id"] for item in listed["items"]] == [c.customer_id for c in fleet.customers]
+    assert [i["companyProfile"]["companyName"] for i in listed["items"]] == [c.company_name for c in fleet.customers]
+    assert [eligibility[kind]["isEligible"] for kind in Kind] == [True, False, True, True, True]
+    assert eligibility[Kind.NOT_ELIGIBLE]["reason"] in NOT_ELIGIBLE_REASONS
+    assert existing_id == fleet.of_kind(Kind.HAS_UPGRADE)[0].existing_upgrade_id
+    assert [created[kind].status_code for kind in Kind] == [202, 403, 409, 403, 202]
+    refused = created[Kind.REFUSED].json()
+    assert refused["code"] == "900120" and "Microsoft Customer Agreement" in refused["description"]
+    assert done["status"] == "Completed" and done["lineItems"][0]["status"] == "Completed"
+    assert failed["status"] == "Completed" and failed["lineItems"][0]["status"] == "Failed"
+    assert existing["status"] == "Completed"
+
+
+def test_throttle_window_is_kept_per_partner_tenant() -> None:
+    clock = ManualClock()
+    clock.freeze(1000.0)
+    window = SlidingWindow(2, clock, window=60.0)
+
+    first = [window.admit("tenant-a"), window.admit("tenant-a"), window.admit("tenant-a")]
+    other = window.admit("tenant-b")
+    clock.advance(59.5)
+    still = window.admit("tenant-a")  # the two calls and the refusal at 1000 stay in the window until 1060
+    clock.advance(61)
+    later = window.admit("tenant-a")
+
+    assert first == [None, None, 60] and other is None
+    assert still == 1 and later is None
+    with pytest.raises(ValueError):
+        SlidingWindow(0, clock)
+
+
 # --- the whole sandbox
 
 
@@ -754,7 +1019,7 @@ def wait_for_azurite(process: subprocess.Popen[bytes], output: Path) -> str:
 
 def test_python_m_sandbox_prints_the_environment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "sandbox", "--workdir", str(tmp_path), "--fleet", "20", "--throttle", "600"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -775,4 +1040,6 @@ def test_python_m_sandbox_prints_the_environment_and_stops_on_ctrl_c(tmp_path: P
     exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines if line.startswith("export "))
     assert set(exports) >= {"KEY_VAULT_URL", "PARTNER_CENTER_BASE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
     assert any(ELIGIBLE.customer_id in line and "eligible" in line for line in lines)
+    counts = "eligible 12, notEligible 4, hasUpgrade 2, refused 1, lineItemFails 1"
+    assert f"# Fleet of 20 (seed 0): {counts}\n" in lines and any("600 calls per minute" in line for line in lines)
     assert process.returncode == 0 and "stopped" in rest
