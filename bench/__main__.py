@@ -61,7 +61,7 @@ def main() -> None:
             f"{naive.identity_tokens / max(app.identity_tokens, 1):.0f}x | "
             f"{naive.partner_center_calls / app.partner_center_calls:.1f}x | |"
         )
-        lines += ["", "The app's Partner Center calls include the eligibility check DESIGN.md asks for (2 per "
+        lines += ["", "The app's Partner Center calls include the eligibility check docs/design.md asks for (2 per "
                   "create); the naive relay skips it. Key Vault reads count the three SAM secrets.", ""]  # fmt: skip
 
         lines += ["## 3. Cold start: new process to the first 202 (median of 5, seconds)", ""]

@@ -87,7 +87,7 @@ class UpgradeClient:
     def __init__(
         self,
         base_url: str,
-        function_key: str,
+        function_key: str | None,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 90.0),  # the app answers a submit within about 60 s
@@ -97,8 +97,14 @@ class UpgradeClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        if self.base_url.lower().endswith("/api"):
+            raise ValueError(
+                f"base_url {base_url!r} ends in /api: give the app's root (https://<app>.azurewebsites.net), "
+                "the client adds /api/upgrades itself"
+            )
         self.session = session or requests.Session()
-        self.session.headers["x-functions-key"] = function_key
+        if function_key:  # a local `make run` asks for no key; Azure does
+            self.session.headers["x-functions-key"] = function_key
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_wait = max_wait
@@ -227,11 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=3600.0, help="seconds to follow the upgrade (default 3600)")
     args = parser.parse_args(argv)
     base_url, key = os.environ.get("PCU_BASE_URL"), os.environ.get("PCU_FUNCTION_KEY")
-    if not base_url or not key:
-        print("set PCU_BASE_URL and PCU_FUNCTION_KEY", file=sys.stderr)
+    if not base_url:
+        print("set PCU_BASE_URL (and PCU_FUNCTION_KEY for an app in Azure)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    client = UpgradeClient(base_url, key, max_wait=args.max_wait)
+    try:
+        client = UpgradeClient(base_url, key, max_wait=args.max_wait)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     try:
         final = client.upgrade(args.customer_id, idempotency_key=args.idempotency_key, callback_url=args.callback_url)
     except ProblemError as error:

@@ -1,4 +1,4 @@
-// Azure Monitor alerts (DESIGN.md "Consent keep-alive, health and alerts"): one action group and three log search
+// Azure Monitor alerts (docs/design.md "Consent keep-alive, health and alerts"): one action group and three log search
 // alert rules on the Application Insights data (traces, requests). The log lines they match are fixed by the app:
 //   consent / MFA  an ERROR trace "... problemType=urn:partner-center-upgrade:problem:<slug>" whose slug ends in
 //                  consent-required or mfa-required (KeepConsentAlive daily, and any request Entra refuses)

@@ -28,7 +28,7 @@ param statusQueueName string
 param batchQueueName string
 param upgradesTableName string
 
-@description('Key Vault secret names (DESIGN.md "Settings"); the refresh token one is also the scope of a role in rbac.bicep.')
+@description('Key Vault secret names (docs/design.md "Settings"); the refresh token one is also the scope of a role in rbac.bicep.')
 param refreshTokenSecretName string
 
 @description('Upper bound of scale-out; keeps bursts within Partner Center throttling.')
@@ -79,7 +79,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
-  // The app's contract (DESIGN.md "Settings").
+  // The app's contract (docs/design.md "Settings").
   KEY_VAULT_URL: keyVaultUri
   PARTNER_TENANT_ID: partnerTenantId
   PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl

@@ -129,7 +129,7 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
-// Names from the contract (DESIGN.md): shared/settings.py defaults, and the host's <queue>-poison.
+// Names from the contract (docs/design.md): shared/settings.py defaults, and the host's <queue>-poison.
 var statusQueueName = 'upgrade-status'
 var batchQueueName = 'upgrade-batch'
 var refreshTokenSecretName = 'partner-center-refresh-token'

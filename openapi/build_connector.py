@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -314,9 +315,24 @@ def _first_sentence(text: str) -> str:
     return head + ("." if dot else "")
 
 
+_HOST = re.compile(r"(?=.{1,253}(:|$))([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(:[0-9]{1,5})?")
+
+
+def host_name(value: str) -> str:
+    """A Swagger 2.0 `host`: a host name with an optional port, no scheme, path or trailing slash."""
+    if not _HOST.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a host name: give the Function App's host only, e.g. contoso-upgrades.azurewebsites.net "
+            "(no https://, no path, no trailing /)"
+        )
+    return value.lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=PLACEHOLDER_HOST, help="the Function App host name, e.g. x.azurewebsites.net")
+    parser.add_argument(
+        "--host", type=host_name, default=PLACEHOLDER_HOST, help="the Function App host name, e.g. x.azurewebsites.net"
+    )
     parser.add_argument("--out", type=Path, help="write apiDefinition.swagger.json + apiProperties.json here")
     parser.add_argument("--check", action="store_true", help="fail when the committed definition is out of date")
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """Partner Center's customer list, `GET /v1/customers?size={n}`, paged the way Partner Center pages it
-(docs/partner-center-api.md §9).
+(docs/partner-center.md, "Listing customers and paging").
 
 A page is `{"totalCount": <items on this page>, "items": [...], "links": {"self": ..., "next": ...},
 "attributes": {"objectType": "Collection"}}`. While customers remain, `links.next` is

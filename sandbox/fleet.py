@@ -4,7 +4,7 @@
     fleet.counts()                                # {"eligible": 180, "notEligible": 60, ...}
     fleet.of_kind(Kind.REFUSED)                   # the customers whose create is refused
 
-Kinds (the batch outcomes they lead to, DESIGN.md "Batches: the whole fleet"):
+Kinds (the batch outcomes they lead to, docs/design.md "Batches"):
 - `eligible`: eligibility says eligible; a create gives an upgrade that is Completed `complete_after` s later.
 - `notEligible`: eligibility says not eligible with one of Partner Center's reasons (`NOT_ELIGIBLE_REASONS`);
   a create is refused with 403 900120.

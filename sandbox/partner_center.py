@@ -9,7 +9,7 @@ App+User token (one with `scp`) whose `amr` lacks `mfa` gets 401 900421 (MFA is 
 `throttle(calls_per_minute=K)` limits each partner tenant (the token's `tid`) to K calls in any 60 s of the
 stand-in's clock (429 with `Retry-After`; `throttled` counts them). Every answer carries MS-RequestId and
 MS-CorrelationId (the caller's, or new GUIDs), MS-CV and MS-ServerId. Codes and texts follow
-docs/partner-center-api.md §1, §4 and §9 (`sandbox.pc_errors`).
+docs/partner-center.md (`sandbox.pc_errors`).
 
 Customers, their progressions and upgrades are modelled in `sandbox.upgrades` (re-exported here). Creates are
 idempotent by MS-RequestId.

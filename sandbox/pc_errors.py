@@ -1,4 +1,4 @@
-"""Partner Center's answers when it refuses a call (docs/partner-center-api.md §4, §9).
+"""Partner Center's answers when it refuses a call (docs/partner-center.md, "Error codes" and "Throttling").
 
 Most errors have the body `{"code", "description", "data", "source"}`; a 429 has the other documented shape
 `{"statusCode": 429, "message": "Rate limit is exceeded. Try again in N seconds."}` and a `Retry-After`.

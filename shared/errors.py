@@ -1,7 +1,7 @@
 """The app's one exception family. Raised deep down, turned into problem+json in `problems.py` only.
 
 Messages are written for the operator and the caller: they never contain a secret, a token or a
-request body. Each error carries the HTTP status DESIGN.md assigns to it and a problem-type slug.
+request body. Each error carries the HTTP status docs/design.md assigns to it and a problem-type slug.
 """
 
 from __future__ import annotations

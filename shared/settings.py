@@ -1,6 +1,6 @@
 """App settings: read from the environment once, validated, typed.
 
-The names and defaults are the contract in DESIGN.md. `SETTINGS` is the declarative list that
+The names and defaults are the contract in docs/design.md. `SETTINGS` is the declarative list that
 `Settings.from_env` reads and that the infra tests compare with what the Bicep sets.
 """
 

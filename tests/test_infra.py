@@ -529,7 +529,7 @@ def test_azd_builds_the_app_remotely_for_python_and_requirements_refuse_another_
 
 ALERTS_BICEP = INFRA / "alerts.bicep"
 
-# The log lines the alert rules match, fixed with the app engineers (DESIGN.md "Consent keep-alive, health and
+# The log lines the alert rules match, fixed with the app engineers (docs/design.md "Consent keep-alive, health and
 # alerts"): (severityLevel, message). Application Insights severityLevel: 2 Warning, 3 Error, 4 Critical.
 CONSENT_LINES = [
     (3, "token exchange refused: problemType=urn:partner-center-upgrade:problem:consent-required AADSTS700082"),

@@ -141,6 +141,18 @@ def test_the_committed_connector_is_the_one_generated_from_the_spec() -> None:
     assert committed == generated, "run: .venv/bin/python openapi/build_connector.py"
 
 
+@pytest.mark.parametrize(
+    "host", ["https://contoso-upgrades.azurewebsites.net/", "contoso-upgrades.azurewebsites.net/api", "a b.net", ""]
+)
+def test_the_connector_build_refuses_a_host_that_is_not_a_host_name(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_connector.main(["--host", host, "--out", "/nonexistent/never-written"])
+    assert exit_.value.code == 2
+    assert "give the Function App's host only" in capsys.readouterr().err
+
+
 def test_the_connector_build_takes_the_function_app_host() -> None:
     document = build_connector.build(build_connector.load_spec(), host="contoso-upgrades.azurewebsites.net")
     assert document["host"] == "contoso-upgrades.azurewebsites.net"
@@ -698,6 +710,16 @@ def test_the_receiver_handles_each_final_state_once(receiver: tuple[str, list[di
 
 
 # --- examples/microservice_client.py follows the contract ------------------------------------------------------
+
+
+def test_the_example_client_refuses_a_base_url_ending_in_api_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="ends in /api: give the app's root"):
+        microservice_client.UpgradeClient("https://contoso-upgrades.azurewebsites.net/api/", "key")
+
+
+def test_the_example_client_sends_no_key_header_when_it_has_no_key() -> None:
+    client = microservice_client.UpgradeClient("http://127.0.0.1:7071", None)
+    assert "x-functions-key" not in client.session.headers
 
 
 class _ScriptedApp:

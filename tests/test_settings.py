@@ -1,4 +1,4 @@
-"""Settings are read once from the environment, with DESIGN.md's names and defaults, and fail loudly."""
+"""Settings are read once from the environment, with docs/design.md's names and defaults, and fail loudly."""
 
 import logging
 import uuid

@@ -72,7 +72,7 @@ SMOKE_TEST = (
     '-H "x-functions-key: $KEY"'
 )
 
-# The app settings that name the secrets (DESIGN.md, "Settings"); the tool honours them like the app does.
+# The app settings that name the secrets (docs/design.md, "Settings"); the tool honours them like the app does.
 # In the order of SecretNames' fields.
 NAME_SETTINGS = (
     "PARTNER_CENTER_APP_ID_SECRET",
@@ -103,7 +103,7 @@ class SecretNames:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SecretNames:
-        """The names the app reads: its settings when set, else DESIGN.md's defaults."""
+        """The names the app reads: its settings when set, else docs/design.md's defaults."""
         defaults = {spec.name: spec.default or "" for spec in SETTINGS}
         names = [env.get(setting, "").strip() or defaults[setting] for setting in NAME_SETTINGS]
         for setting, name in zip(NAME_SETTINGS, names, strict=True):
@@ -144,7 +144,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description=(
             "Sign the Partner Center integration user in with MFA (Secure Application Model consent) and store the "
             "SAM app id, app secret and refresh token in Key Vault under the names the app reads "
-            f"(settings {', '.join(NAME_SETTINGS)} when set, else DESIGN.md's defaults). Run it again to renew "
+            f"(settings {', '.join(NAME_SETTINGS)} when set, else docs/design.md's defaults). Run it again to renew "
             "consent: it writes new versions."
         ),
     )

@@ -9,7 +9,7 @@
   requests does not hammer Entra ID with a token that cannot work.
 
 A plain form POST is used instead of MSAL: MSAL hides the rotated refresh token, and one grant is simpler
-to reason about than MSAL's cache (see docs/partner-center-api.md section 5).
+to reason about than MSAL's cache (see docs/partner-center.md, "SAM token flow").
 """
 
 from __future__ import annotations
