@@ -130,7 +130,8 @@ class UpgradeService:
         try:
             created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, budget)
         except UpgradeConflict as conflict:
-            if not self._settings.check_eligibility or conflict.partner_center.code != UPGRADE_IN_PROGRESS_CODE:
+            fault = conflict.partner_center
+            if not self._settings.check_eligibility or fault is None or fault.code != UPGRADE_IN_PROGRESS_CODE:
                 raise
             upgrade_id = self._upgrade_named_by_eligibility(request, budget)
             if upgrade_id is None:
