@@ -296,6 +296,18 @@ def test_an_upgrade_already_in_progress_is_409(
     assert problem["partnerCenter"]["code"] == "900109"
 
 
+def test_a_409_in_progress_whose_upgrade_eligibility_cannot_name_stays_409(app: AppHarness, sandbox: Sandbox) -> None:
+    customer = new_customer()
+    conflict = (409, "900109", "Not allowed because original upgrade is still in progress.")
+    sandbox.partner_center.add_customer(Customer(customer, create_error=conflict))
+
+    answer = app.post(body_for(customer))
+
+    assert answer.status == 409
+    assert answer.json()["partnerCenter"]["code"] == "900109"
+    assert [r.route for r in sandbox.partner_center.log] == ["eligibility", "create", "eligibility"]
+
+
 # --- SAM consent and the refresh token --------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from sandbox.clock import ManualClock
+from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
 from support.harness import AppHarness
 
@@ -70,6 +71,26 @@ def test_concurrent_requests_with_one_key_create_once(app: AppHarness, sandbox: 
     assert all(a.json()["type"] == PROBLEM + "idempotency-key-in-flight" and a.header("Retry-After") for a in in_flight)
     accepted = {a.json()["upgradeId"] for a in answers if a.status == 202}
     assert len(accepted) == 1
+
+
+def test_concurrent_first_submissions_for_one_customer_with_different_keys_all_get_the_one_upgrade(
+    app: AppHarness, sandbox: Sandbox
+) -> None:
+    customer = str(uuid.uuid4())
+    # Slow answers keep every eligibility check in flight together, so all eight race to create.
+    sandbox.partner_center.add_customer(Customer(customer, latency=0.2))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: app.post(body(customer), headers={"Idempotency-Key": f"flow-{n}"}), range(8)))
+
+    assert [a.status for a in answers] == [202] * 8, [a.body for a in answers if a.status != 202]
+    assert len({a.json()["upgradeId"] for a in answers}) == 1
+    assert sandbox.partner_center.creates == 1
+    creates = sandbox.partner_center.requests_to("create")
+    assert len(creates) > 1, "the submissions did not race; the test proves nothing"
+    assert sorted(a.json()["existing"] for a in answers) == [False] + [True] * 7
+    upgrade_id = answers[0].json()["upgradeId"]
+    assert app.get(upgrade_id, customer).json()["status"] == "InProgress"  # tracked
 
 
 def test_a_failed_request_releases_its_key_so_the_caller_can_retry(app: AppHarness, sandbox: Sandbox) -> None:

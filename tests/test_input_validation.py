@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
 
+from devhost.azurite import Azurite
 from sandbox.stack import Sandbox
 from support.harness import AppHarness
 
@@ -153,6 +158,48 @@ def test_get_with_a_malformed_id_is_400_and_touches_nothing(app: AppHarness, san
 
 def test_get_with_a_malformed_customer_id_is_400(app: AppHarness, sandbox: Sandbox) -> None:
     answer = app.get(str(uuid.uuid4()), customer_id="12")
+
+    assert answer.status == 400
+    assert_problem(answer.json(), 400, "validation-failed", "customerId")
+    assert_untouched(sandbox)
+
+
+def storage_requests_naming(azurite: Azurite, name: str) -> list[str]:
+    """Lines of Azurite's wire log naming `name`, read after a marker request has been logged (the log is
+    written asynchronously, so without the marker a late line could be missed)."""
+    marker = f"marker{uuid.uuid4().hex[:12]}"
+    with contextlib.suppress(ResourceNotFoundError):
+        TableClient.from_connection_string(azurite.connection_string, marker).get_entity("p", "r")
+    deadline = time.monotonic() + 5
+    while marker not in (log := azurite.debug_log.read_text(errors="replace")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker in log
+    return [line for line in log.splitlines() if name in line]
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\x00"])
+def test_get_with_an_upgrade_id_followed_by_a_newline_is_400_and_touches_nothing(
+    app: AppHarness, sandbox: Sandbox, azurite: Azurite, app_env: dict[str, str], suffix: str
+) -> None:
+    # The host decodes the route: GET /api/upgrades/<guid>%0a arrives as "<guid>\n".
+    answer = app.get(CUSTOMER + suffix, customer_id=CUSTOMER)
+
+    assert answer.status == 400
+    assert_problem(answer.json(), 400, "validation-failed", "upgradeId")
+    assert_untouched(sandbox)
+    assert storage_requests_naming(azurite, app_env["UPGRADES_TABLE"]) == []
+
+
+def test_get_with_a_customer_id_followed_by_a_newline_is_400(app: AppHarness, sandbox: Sandbox) -> None:
+    answer = app.get(str(uuid.uuid4()), customer_id=CUSTOMER + "\n")
+
+    assert answer.status == 400
+    assert_problem(answer.json(), 400, "validation-failed", "customerId")
+    assert_untouched(sandbox)
+
+
+def test_a_customer_id_followed_by_a_newline_is_400(app: AppHarness, sandbox: Sandbox) -> None:
+    answer = app.post({"customerId": CUSTOMER + "\n", "productFamily": "Azure"})
 
     assert answer.status == 400
     assert_problem(answer.json(), 400, "validation-failed", "customerId")

@@ -8,6 +8,7 @@ by that delay and hand the message to UpgradeStatus.main.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,9 @@ import pytest
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
+from shared.errors import PartnerCenterUnknownUpgrade
+from shared.partner_center.budget import Budget
+from shared.services import services
 from support.harness import AppHarness
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
@@ -208,6 +212,32 @@ def test_a_message_that_breaks_the_contract_goes_straight_to_the_poison_queue(ap
 
     assert run.succeeded == 1 and not run.failed
     assert app.poison_messages()[0]["upgradeId"] == "not-a-guid"
+
+
+@pytest.mark.parametrize("field", ["upgradeId", "customerId"])
+def test_a_message_whose_id_ends_with_a_newline_is_poisoned_at_once(
+    app: AppHarness, sandbox: Sandbox, field: str
+) -> None:
+    message = {"upgradeId": str(uuid.uuid4()), "customerId": str(uuid.uuid4()), "productFamily": "Azure"}
+    message[field] += "\n"
+    app.enqueue(message)
+
+    run = app.process_queue()
+
+    assert run.succeeded == 1 and not run.failed
+    assert app.poison_messages() == [message]
+    assert sandbox.partner_center.log == []
+
+
+def test_the_status_call_percent_encodes_the_upgrade_id_in_its_path(app: AppHarness, sandbox: Sandbox) -> None:
+    # Ids are validated before they get here; the client still never lets one change the path it calls.
+    client = services().partner_center
+    with contextlib.suppress(PartnerCenterUnknownUpgrade):
+        client.get_status("../eligibility?x=\n", str(uuid.uuid4()), "Azure", Budget(10, services().clock))
+
+    [call] = sandbox.partner_center.log
+    assert call.route == "status"  # one path segment, however odd the id
+    assert call.path == "/v1/productUpgrades/..%2Feligibility%3Fx%3D%0A/status"
 
 
 def test_tracking_ends_timed_out_after_the_tracking_window(

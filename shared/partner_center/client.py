@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -123,7 +124,7 @@ class PartnerCenterClient:
 
     def get_status(self, upgrade_id: str, customer_id: str, product_family: str, budget: Budget) -> StatusReport:
         body = {"customerId": customer_id, "productFamily": product_family}
-        path = STATUS_PATH.format(upgrade_id=upgrade_id)
+        path = STATUS_PATH.format(upgrade_id=quote(upgrade_id, safe=""))  # an id never changes the path
         response = self._call("status", path, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
             fault = _fault(response)

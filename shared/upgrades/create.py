@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.correlation import get_logger
-from shared.errors import NotEligible, PartnerCenterFault
+from shared.errors import NotEligible, PartnerCenterFault, UpgradeConflict, UpgradeError
 from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
@@ -26,6 +26,7 @@ log = get_logger(__name__)
 CREATE_BUDGET_SECONDS = 60.0
 # Namespace for MS-RequestId values derived from Idempotency-Keys (uuid5), fixed for this app.
 REQUEST_ID_NAMESPACE = uuid.UUID("6c1f3f3e-5d0e-4a49-9a4e-3f4b8f0b7c21")
+UPGRADE_IN_PROGRESS_CODE = "900109"  # Partner Center 409: an upgrade for this customer is pending or in progress
 
 
 @dataclass(frozen=True)
@@ -76,26 +77,12 @@ class UpgradeService:
 
     def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, base_url: str) -> Accepted:
         budget = Budget(CREATE_BUDGET_SECONDS, self._clock)
-        upgrade_id = location = None
-        if self._settings.check_eligibility:
-            eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, budget)
-            if eligibility.upgrade_id:
-                upgrade_id, location = eligibility.upgrade_id, f"productUpgrades/{eligibility.upgrade_id}"
-                log.info("customer %s already has upgrade %s; returning it", request.customer_id, upgrade_id)
-            elif not eligibility.is_eligible:
-                raise NotEligible(
-                    f"customer {request.customer_id} is not eligible for the upgrade to the Azure plan: "
-                    f"{eligibility.reason or 'Partner Center gave no reason'}",
-                    PartnerCenterFault(
-                        200, None, eligibility.reason, eligibility.request_id, eligibility.correlation_id
-                    ),
-                )
+        upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
         existing = upgrade_id is not None
-        if upgrade_id is None or location is None:
-            created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, budget)
-            upgrade_id, location = created.upgrade_id, created.location
-            log.info("Partner Center accepted upgrade %s for customer %s", upgrade_id, request.customer_id)
-
+        if upgrade_id is not None:
+            location = f"productUpgrades/{upgrade_id}"
+        else:
+            upgrade_id, location, existing = self._create(request, request_id, budget)
         now = self._clock.now()
         record = self._tracker.start(
             UpgradeRecord.new(
@@ -120,3 +107,46 @@ class UpgradeService:
             "correlationId": correlation_id,
         }
         return Accepted(body, uri, retry_after_seconds(self._settings.first_check_seconds))
+
+    def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
+        """The upgrade eligibility names for this customer; raises NotEligible when there is none and the
+        customer is not eligible."""
+        eligibility = self._pc.check_eligibility(request.customer_id, request.product_family, budget)
+        if eligibility.upgrade_id:
+            log.info("customer %s already has upgrade %s; returning it", request.customer_id, eligibility.upgrade_id)
+            return eligibility.upgrade_id
+        if not eligibility.is_eligible:
+            raise NotEligible(
+                f"customer {request.customer_id} is not eligible for the upgrade to the Azure plan: "
+                f"{eligibility.reason or 'Partner Center gave no reason'}",
+                PartnerCenterFault(200, None, eligibility.reason, eligibility.request_id, eligibility.correlation_id),
+            )
+        return None
+
+    def _create(self, request: UpgradeRequest, request_id: str, budget: Budget) -> tuple[str, str, bool]:
+        """(upgrade id, Partner Center location, existing). A 409 900109 (an upgrade is in progress) after an
+        eligibility check that named none means another submission for this customer won the race: eligibility,
+        asked again, names its upgrade, and this caller gets that one as the sequential path would answer."""
+        try:
+            created = self._pc.create_upgrade(request.customer_id, request.product_family, request_id, budget)
+        except UpgradeConflict as conflict:
+            fault = conflict.partner_center
+            if not self._settings.check_eligibility or fault is None or fault.code != UPGRADE_IN_PROGRESS_CODE:
+                raise
+            upgrade_id = self._upgrade_named_by_eligibility(request, budget)
+            if upgrade_id is None:
+                raise
+            log.info(
+                "customer %s: upgrade %s won a concurrent submission; returning it", request.customer_id, upgrade_id
+            )
+            return upgrade_id, f"productUpgrades/{upgrade_id}", True
+        log.info("Partner Center accepted upgrade %s for customer %s", created.upgrade_id, request.customer_id)
+        return created.upgrade_id, created.location, False
+
+    def _upgrade_named_by_eligibility(self, request: UpgradeRequest, budget: Budget) -> str | None:
+        """Eligibility asked again after a conflict; None (keep the 409) when it names no upgrade or fails."""
+        try:
+            return self._pc.check_eligibility(request.customer_id, request.product_family, budget).upgrade_id
+        except UpgradeError as error:
+            log.warning("eligibility after a 409 for customer %s failed: %s", request.customer_id, type(error).__name__)
+            return None
