@@ -68,6 +68,9 @@ DEFINITION_FOR_COMPONENT = {
     "UpgradeStatusInProgress": "UpgradeStatus",
     "UpgradeStatusFinal": "UpgradeStatus",
     "Problem": "Problem",
+    "Health": "Health",
+    "HealthHealthy": "Health",
+    "HealthUnhealthy": "Health",
 }
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+TYPE_PREFIX = "urn:partner-center-upgrade:problem:"
+"""Problem types are `TYPE_PREFIX + slug` (docs/problems.md); ERROR log lines about consent name them too."""
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -51,6 +54,10 @@ class UpgradeError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    @property
+    def problem_type(self) -> str:
+        return TYPE_PREFIX + self.slug
 
 
 class ValidationFailed(UpgradeError):
@@ -112,6 +119,25 @@ class PartnerCenterUnknownUpgrade(PartnerCenterRejected):
 
 class ConsentRequired(UpgradeError):
     status, slug, title = 502, "consent-required", "The Secure Application Model consent must be renewed"
+
+
+MFA_ADVICE = (
+    "Since 2026-04-01 Partner Center requires MFA for App+User calls. An operator must re-run the consent tool "
+    "(python -m tools.consent --vault <vault> --tenant <partner tenant> --client-id <SAM app id>) and sign in as "
+    "the integration user with MFA (make sure MFA is enforced for that user); the app picks up the new refresh "
+    "token by itself, no restart needed."
+)
+
+
+class MfaRequired(UpgradeError):
+    """The SAM consent works but its tokens do not prove MFA (`amr` lacks `mfa`): Partner Center refuses App+User
+    calls without it since 2026-04-01. Only a new consent, signed in with MFA, fixes it."""
+
+    status, slug, title = 502, "mfa-required", "The Secure Application Model consent does not prove MFA"
+
+    def __init__(self, detail: str, fault: PartnerCenterFault | None = None) -> None:
+        super().__init__(detail)
+        self.partner_center = fault
 
 
 class SamCredentialsRejected(UpgradeError):

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     import requests
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
 
     from shared.key_vault import SecretStore
     from shared.partner_center.client import PartnerCenterClient
     from shared.partner_center.sam import SamTokenProvider
+    from shared.storage.consent_state import ConsentStateStore
     from shared.storage.idempotency import IdempotencyStore
     from shared.storage.records import UpgradeStore
     from shared.storage.status_queue import StatusQueue
@@ -132,6 +134,20 @@ class Services:
         from shared.storage.idempotency import IdempotencyStore
 
         return IdempotencyStore(self.table, self.clock)
+
+    @lazy
+    def consent_state(self) -> ConsentStateStore:
+        from shared.storage.consent_state import ConsentStateStore
+
+        return ConsentStateStore(self.table)
+
+    @lazy
+    def poison_queues(self) -> tuple[QueueClient, ...]:
+        """The host's poison queues of the app's two queues (`<queue>-poison`), for the health route's counts."""
+        from shared.storage.clients import queue_client
+
+        names = (self.settings.status_queue, self.settings.batch_queue)
+        return tuple(queue_client(self.settings.storage, f"{n}-poison", lambda: self.credential) for n in names)
 
     @lazy
     def queue(self) -> StatusQueue:

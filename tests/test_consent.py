@@ -455,3 +455,24 @@ def test_command_line_checks_and_defaults(capsys: pytest.CaptureFixture[str]) ->
     assert "UNSET_VARIABLE_FOR_TEST (--client-secret-env) is not set" in capsys.readouterr().err
     with pytest.raises(consent.ConsentError, match="must name four different secrets"):
         consent.SecretNames.from_env({"PARTNER_CENTER_APP_SECRET_SECRET": "partner-center-app-id"})
+
+
+def test_a_sign_in_without_mfa_is_refused_and_nothing_is_written(
+    sandbox: Sandbox, sam_app: SamApp, run_tool: Callable[..., ToolRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partner Center refuses App+User tokens without MFA since 2026-04-01: storing such a consent would only
+    move the failure to the first upgrade."""
+    monkeypatch.setattr(sandbox.entra, "sign_in_with_mfa", False)
+    run = run_tool(sam_app)
+
+    page = sign_in(sandbox, run.authorize_url() or "")
+
+    assert run.finish() == 1
+    assert page.status_code == 200  # the sign-in and the code redemption worked; the token lacks MFA
+    [redemption] = sandbox.entra.requests_to("token")
+    assert redemption.status == 200
+    line = one_error_line(run)
+    assert "did not use multi-factor authentication" in line and "amr is: pwd" in line
+    assert "nothing was written to Key Vault" in line and "run the tool again" in line
+    assert_nothing_written(sandbox)
+    assert_nothing_secret_printed(sandbox, sam_app, run)

@@ -335,6 +335,7 @@ ERROR_FACTORIES: dict[type[app_errors.UpgradeError], Callable[[], app_errors.Upg
     app_errors.UpgradeConflict: lambda: app_errors.UpgradeConflict("busy", _fault(409)),
     app_errors.PartnerCenterUnknownUpgrade: lambda: app_errors.PartnerCenterUnknownUpgrade("unknown", _fault(404)),
     app_errors.ConsentRequired: lambda: app_errors.ConsentRequired("consent"),
+    app_errors.MfaRequired: lambda: app_errors.MfaRequired("no mfa", _fault(401)),
     app_errors.SamCredentialsRejected: lambda: app_errors.SamCredentialsRejected("secret"),
     app_errors.PartnerCenterFailed: lambda: app_errors.PartnerCenterFailed("5xx", _fault(500)),
     app_errors.PartnerCenterTimeout: lambda: app_errors.PartnerCenterTimeout("slow"),

@@ -10,7 +10,8 @@ go to Key Vault under the names the app reads.
    `prompt=login` (the browser may hold someone else's session) and `amr_values=mfa` (as Microsoft's Partner
    Center consent sample does).
 2. Redeems the code with the app's client secret, and checks that Entra issued a refresh token for the Partner
-   Center permission.
+   Center permission and that the access token proves MFA (`amr` contains `mfa`): Partner Center refuses
+   App+User calls without it since 2026-04-01, so a consent without MFA is refused and nothing is written.
 3. Writes new versions of the app id, the app secret and the refresh token (expiring in 90 days, the refresh
    token's lifetime) to the vault with `DefaultAzureCredential` (the operator's `az login`), tagged with who
    consented; creates the callback signing key if the vault has none (`--rotate-callback-key` replaces it).
@@ -56,6 +57,7 @@ from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
 from shared.correlation import GUID_PATTERN
+from shared.partner_center.claims import authentication_methods, proves_mfa
 from shared.partner_center.sam import REFRESH_TOKEN_LIFETIME_DAYS
 from shared.settings import SETTINGS
 from tools.loopback import CallbackTimeout, LoopbackReceiver, PortUnavailable
@@ -372,6 +374,15 @@ def _accept(result: dict[str, Any], options: Options) -> Consent:
             "Entra ID issued no refresh token. It only does when the consent includes offline_access (the tool asks "
             "for it) and the app is a confidential Web app: check that the registration's platform is Web (not "
             "single-page application or mobile/desktop) and that no policy strips offline_access, then run again"
+        )
+    access_token = result.get("access_token")
+    if not isinstance(access_token, str) or not proves_mfa(access_token):
+        methods = ", ".join(authentication_methods(access_token or "")) or "none"
+        raise ConsentError(
+            f"the sign-in did not use multi-factor authentication (the access token's amr is: {methods}), and "
+            "Partner Center refuses App+User calls without MFA since 2026-04-01; nothing was written to Key "
+            "Vault. Enforce MFA for the integration user (Conditional Access or security defaults), then run "
+            "the tool again and complete the MFA prompt"
         )
     claims = result.get("id_token_claims") or {}
     user = next((str(claims[k]) for k in ("preferred_username", "upn", "email") if claims.get(k)), None)

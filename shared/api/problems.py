@@ -11,9 +11,9 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.errors import UpgradeError
+from shared.errors import TYPE_PREFIX, UpgradeError
 
-TYPE_PREFIX = "urn:partner-center-upgrade:problem:"
+__all__ = ["MEDIA_TYPE", "TYPE_PREFIX", "configuration_problem", "internal_problem", "problem_response"]
 MEDIA_TYPE = "application/problem+json"
 
 

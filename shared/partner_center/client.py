@@ -26,6 +26,8 @@ import requests
 from shared.clock import Clock
 from shared.correlation import current_correlation_id, get_logger, is_guid
 from shared.errors import (
+    MFA_ADVICE,
+    MfaRequired,
     PartnerCenterFailed,
     PartnerCenterFault,
     PartnerCenterRejected,
@@ -36,6 +38,7 @@ from shared.errors import (
     UpgradeError,
 )
 from shared.partner_center.budget import Budget
+from shared.partner_center.claims import authentication_methods, proves_mfa
 from shared.partner_center.outbound import Retry, backoff, json_object, retry_after, with_retries
 from shared.partner_center.sam import SamTokenProvider
 
@@ -51,6 +54,7 @@ CONNECT_TIMEOUT = 5.0
 BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
+MFA_REQUIRED_CODE = "900421"  # docs/partner-center-api.md §9 (secondary sources; the token's amr is checked too)
 
 
 @dataclass(frozen=True)
@@ -157,14 +161,11 @@ class PartnerCenterClient:
         token = self._tokens.access_token()
         response = self._send(call, token, attempt, budget)
         if response.status_code == 401:  # one forced refresh per attempt: the token may have been revoked
-            response = self._send(call, self._tokens.access_token(rejected=token), attempt, budget)
+            token = self._tokens.access_token(rejected=token)
+            response = self._send(call, token, attempt, budget)
         status = response.status_code
         if status == 401:
-            raise PartnerCenterFailed(
-                "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
-                "integration user still has an admin agent role and MFA",
-                _fault(response),
-            )
+            raise _unauthorized(response, token, call)
         if status == 429:
             wait = retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS)
             throttled = PartnerCenterThrottled(
@@ -236,6 +237,28 @@ def _headers(request_id: str) -> dict[str, str]:
         "X-Locale": LOCALE,
         "MS-PartnerCenter-Application": APPLICATION_NAME,
     }
+
+
+def _unauthorized(response: requests.Response, token: str, call: _Call) -> UpgradeError:
+    """A 401 to a freshly issued token: MFA missing (logged once, at ERROR, with its problem type), or else."""
+    fault = _fault(response)
+    if fault.code == MFA_REQUIRED_CODE or "mfa" in (fault.description or "").lower() or not proves_mfa(token):
+        error = MfaRequired(
+            "Partner Center refused the access token because it does not prove multi-factor authentication "
+            f"(token amr: {', '.join(authentication_methods(token)) or 'none'}; Partner Center code "
+            f"{fault.code or 'none'}). {MFA_ADVICE}",
+            fault,
+        )
+        log.error(
+            "Partner Center %s refused the SAM access token without MFA: problemType=%s (code %s, MS-RequestId %s)",
+            call.route, error.problem_type, fault.code, fault.request_id,
+        )  # fmt: skip
+        return error
+    return PartnerCenterFailed(
+        "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
+        "integration user still has an admin agent role",
+        fault,
+    )
 
 
 def _rejection(response: requests.Response, detail: str) -> UpgradeError:

@@ -5,7 +5,8 @@
 - Every exchange returns a rotated refresh token. When the stored version is more than a day old,
   the new one is written back to Key Vault as a new version, so the 90-day inactivity expiry never bites.
 - `invalid_grant` (expired, revoked, MFA required) means a human must redo the consent: it is logged
-  at ERROR once per failed exchange, never with the token, and remembered briefly so a burst of
+  at ERROR once per failed exchange with `problemType=urn:partner-center-upgrade:problem:<slug>` (what the
+  Azure Monitor alert matches), never with the token, and remembered briefly so a burst of
   requests does not hammer Entra ID with a token that cannot work.
 
 A plain form POST is used instead of MSAL: MSAL hides the rotated refresh token, and one grant is simpler
@@ -104,6 +105,16 @@ class SamTokenProvider:
             if rejected is not None:
                 log.info("Partner Center rejected the access token; re-reading SAM secrets and exchanging again")
                 self._invalidate_secrets()
+            self._token = self._exchange()
+            self._failure = None
+            return self._token.value
+
+    def redeem_now(self) -> str:
+        """Redeem the refresh token now, whatever is cached, and return the new access token: the consent
+        keep-alive's daily proof that the stored token still works. Re-reads the SAM secrets first, so the
+        24-hour write-back rule sees the version that is in Key Vault now."""
+        with self._lock:
+            self._invalidate_secrets()
             self._token = self._exchange()
             self._failure = None
             return self._token.value
@@ -214,9 +225,10 @@ class SamTokenProvider:
         else:
             kind = DependencyMisconfigured
             detail = f"Entra ID refused the token request ({label}); check PARTNER_TENANT_ID and AZURE_AUTHORITY_HOST."
-        log.error("%s [%s, %s]", detail, error, trace)
+        failure = kind(detail)
+        log.error("SAM token exchange refused: problemType=%s %s [%s, %s]", failure.problem_type, detail, error, trace)
         self._failure = (kind, detail, self._clock.now() + FAILURE_MEMORY_SECONDS)
-        raise kind(detail)
+        raise failure
 
 
 def _entra_unavailable(retry_after: int) -> DependencyUnavailable:

@@ -25,6 +25,8 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 import CreateUpgrade
 import GetUpgradeStatus
+import Health
+import KeepConsentAlive
 import UpgradeStatus
 from devhost.azurite import Azurite, PutMessage
 
@@ -89,6 +91,15 @@ class AppHarness:
             "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
         )
         return self._keep("GET", f"/api/upgrades/{upgrade_id}", GetUpgradeStatus.main(request))
+
+    def health(self, headers: Mapping[str, str] | None = None) -> Answer:
+        request = func.HttpRequest("GET", f"{BASE_URL}/api/health", headers=dict(headers or {}), body=b"")
+        return self._keep("GET", "/api/health", Health.main(request))
+
+    @staticmethod
+    def keep_consent_alive(past_due: bool = False) -> None:
+        """One run of the KeepConsentAlive timer, as the host starts it."""
+        KeepConsentAlive.main(func.TimerRequest(past_due=past_due))
 
     def follow(self, location: str) -> Answer:
         """GET an absolute Location the app handed out, as a poller would."""

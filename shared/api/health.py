@@ -1,0 +1,129 @@
+"""`GET /api/health` (function `Health`): can this app work right now, and if not, what must the operator fix?
+
+`200 {"status": "healthy", ...}` or `503 {"status": "unhealthy", ...}`; each check has `status` (healthy |
+unhealthy) and a short `detail` (docs/design.md, "Consent keep-alive, health and alerts"; docs/health.md):
+- `configuration`: the app settings load and validate;
+- `keyVault`: the three SAM secrets can be read (through the per-instance secret cache; values never leave it);
+- `storage`: the table answers (it reads the recorded consent state);
+- `consent`: what `KeepConsentAlive` recorded (shared/consent/health.py decides);
+- `poisonMessages`: the approximate message count of each poison queue; any message is unhealthy.
+It never calls Partner Center or Entra ID (a health probe must not spend or rotate the SAM token).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from shared.consent.health import assess_consent
+from shared.correlation import correlation_id_from, correlation_scope, get_logger
+from shared.dependency_errors import dependency_error
+from shared.errors import UpgradeError, where
+from shared.services import Services, services
+from shared.settings import ConfigurationError
+from shared.storage.consent_state import ConsentState
+
+log = get_logger(__name__)
+
+HEALTHY, UNHEALTHY = "healthy", "unhealthy"
+CHECKS = ("configuration", "keyVault", "storage", "consent", "poisonMessages")
+
+Check = dict[str, Any]
+
+
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = correlation_id_from(req.headers.get("x-correlation-id"))
+    with correlation_scope(correlation_id):
+        started = time.monotonic()
+        checks = run_checks()
+        failing = [name for name, check in checks.items() if check["status"] != HEALTHY]
+        body = {"status": UNHEALTHY if failing else HEALTHY, "checks": checks}
+        status = 503 if failing else 200
+        headers = {"Cache-Control": "no-store", "x-correlation-id": correlation_id}
+        log.info(
+            "Health GET -> %d in %.0f ms (failing: %s)",
+            status, (time.monotonic() - started) * 1000, ", ".join(failing) or "none",
+        )  # fmt: skip
+        return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
+
+
+def run_checks() -> dict[str, Check]:
+    try:
+        app = services()
+    except ConfigurationError as error:
+        log.error("%s", error)
+        not_checked = _check(False, "not checked: the app settings are invalid")
+        configuration = _check(False, "one or more app settings are missing or invalid; the log names them")
+        return {"configuration": configuration} | {name: dict(not_checked) for name in CHECKS[1:]}
+    state: list[ConsentState | None] = []
+    checks = {
+        "configuration": _check(True, "the app settings are valid"),
+        "keyVault": _guarded("keyVault", lambda: _key_vault(app)),
+        "storage": _guarded("storage", lambda: _storage(app, state)),
+    }
+    checks["consent"] = _guarded("consent", lambda: _consent(app, state))
+    checks["poisonMessages"] = _guarded("poisonMessages", lambda: _poison_messages(app))
+    return checks
+
+
+def _key_vault(app: Services) -> Check:
+    names = (app.settings.app_id_secret, app.settings.app_secret_secret, app.settings.refresh_token_secret)
+    try:
+        for name in names:
+            app.secrets.get(name)
+    except UpgradeError as error:
+        return _check(False, error.detail)
+    return _check(True, f"the SAM secrets can be read ({', '.join(names)})")
+
+
+def _storage(app: Services, state: list[ConsentState | None]) -> Check:
+    try:
+        state.append(app.consent_state.read())
+    except UpgradeError as error:
+        return _check(False, error.detail)
+    return _check(True, f"table {app.settings.upgrades_table} answers")
+
+
+def _consent(app: Services, state: list[ConsentState | None]) -> Check:
+    if not state:
+        return _check(False, "not checked: the consent state is kept in storage, which did not answer")
+    assessed = assess_consent(state[0], app.clock.now())
+    return _check(assessed.healthy, assessed.detail) | assessed.facts
+
+
+def _poison_messages(app: Services) -> Check:
+    counts: dict[str, int] = {}
+    for queue in app.poison_queues:
+        try:
+            counts[queue.queue_name] = queue.get_queue_properties().approximate_message_count or 0
+        except ResourceNotFoundError:
+            counts[queue.queue_name] = 0  # the host creates a poison queue with its first message
+        except AzureError as error:
+            action = f"read queue {queue.queue_name}"
+            roles = "Storage Queue Data Contributor"
+            failure = dependency_error(error, service="Azure Storage", action=action, roles=roles)
+            return _check(False, failure.detail) | {"queues": counts}
+    poisoned = {name: count for name, count in counts.items() if count}
+    if poisoned:
+        listed = ", ".join(f"{name}: {count}" for name, count in poisoned.items())
+        detail = f"messages wait in poison queues ({listed}); see README, 'Alerts and runbook'"
+        return _check(False, detail) | {"queues": counts}
+    return _check(True, "no message in the poison queues") | {"queues": counts}
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """One failing check must not hide the others."""
+    try:
+        return check()
+    except Exception as error:  # a bug in a check: report it, keep checking
+        log.error("unexpected %s in the %s health check at %s", type(error).__name__, name, where(error))
+        return _check(False, f"the check failed unexpectedly ({type(error).__name__})")
+
+
+def _check(healthy: bool, detail: str) -> Check:
+    return {"status": HEALTHY if healthy else UNHEALTHY, "detail": detail}

@@ -1,0 +1,1 @@
+"""The SAM consent over time: the daily keep-alive (`keep_alive`) and how healthy it is (`health`)."""
