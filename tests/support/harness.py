@@ -26,7 +26,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 import CreateUpgrade
 import GetUpgradeStatus
 import UpgradeStatus
-from devhost.azurite import Azurite, PutMessage
+from localstack.azurite import Azurite, PutMessage
 
 BASE_URL = "https://upgrades.example.test"
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
