@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from devhost import DevHost, DevHostError, HostKeys
@@ -36,6 +36,9 @@ from localstack.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
 from localstack.environment import FOREIGN_SETTINGS, LOCAL_RUN_SCHEDULE, app_environment
 from localstack.run_state import reap_orphaned_azurite, run_dir_for, write_state
 from localstack.storage import app_queue_service
+
+if TYPE_CHECKING:
+    from sandbox.stack import SamSeed, Sandbox
 
 log = logging.getLogger("localstack")
 
@@ -99,6 +102,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def seed_sandbox(sandbox: Sandbox) -> SamSeed:
+    """SAM credentials and the demo customers; any other customer behaves like "eligible" (not 30 minutes)."""
+    from sandbox.customers import ELIGIBLE  # noqa: PLC0415 - real mode never needs the stand-ins
+
+    seed = sandbox.seed_sam_credentials()
+    sandbox.add_demo_customers()
+    sandbox.partner_center.default_customer = dataclasses.replace(ELIGIBLE, customer_id="", name="", summary="")
+    return seed
 
 
 @dataclass
@@ -217,8 +230,7 @@ class LocalStack:
 
     # ----------------------------------------------------------------------------------------- modes
     def _start_sandbox_mode(self) -> None:
-        from sandbox.customers import ELIGIBLE  # noqa: PLC0415 - real mode never needs the stand-ins
-        from sandbox.stack import Sandbox  # noqa: PLC0415
+        from sandbox.stack import Sandbox  # noqa: PLC0415 - real mode never needs the stand-ins
 
         assert self.run_dir is not None
         started = time.perf_counter()
@@ -230,9 +242,7 @@ class LocalStack:
         sandbox.start()
         self._cleanups.append(sandbox.stop)
         self.sandbox = sandbox
-        seed = sandbox.seed_sam_credentials()
-        sandbox.add_demo_customers()
-        sandbox.partner_center.default_customer = dataclasses.replace(ELIGIBLE, customer_id="", name="", summary="")
+        seed = seed_sandbox(sandbox)
         self.timings.sandbox = time.perf_counter() - started
 
         sink = CallbackSink(sandbox.ca.server_context(), seed.callback_signing_key.encode(), port=self.callback_port)
