@@ -14,8 +14,8 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 .PHONY: help deps run demo test lint typecheck pytest bench clean infra-check
 
 help:
-	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox)"
-	@echo "make demo   submit a sandbox upgrade to a running app and follow it to the end"
+	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
+	@echo "make demo   submit a sandbox upgrade to the running app (make run) and follow it to the end; PORT="
 	@echo "make test   lint, type-check and run the test suite"
 	@echo "make bench  benchmark against a naive relay"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"
@@ -62,12 +62,14 @@ infra-check: $(INFRA_STAMP)
 
 test: infra-check lint typecheck pytest
 
-# Options go through ARGS, e.g. make run ARGS=--app-logs, make demo ARGS="--customer failing --callback"
+# make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
+# make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
+# Other options go through ARGS, e.g. make run ARGS=--app-logs, make demo ARGS="--customer failing --callback"
 run: deps
-	$(PY) -m devhost $(ARGS)
+	$(PY) -m localstack $(if $(PORT),--port $(PORT)) $(if $(KEYS),--keys $(KEYS)) $(ARGS)
 
 demo: deps
-	$(PY) -m devhost.demo $(ARGS)
+	$(PY) -m localstack.demo $(if $(PORT),--port $(PORT)) $(ARGS)
 
 bench: deps
 	$(PY) -m bench

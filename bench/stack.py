@@ -13,9 +13,9 @@ from pathlib import Path
 
 import azure.functions as func
 
-from devhost.azurite import Azurite
+from localstack.azurite import Azurite
+from localstack.environment import FOREIGN_SETTINGS, app_environment
 from sandbox.clock import ManualClock
-from sandbox.managed_identity import FOREIGN_CREDENTIALS
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services
 
@@ -51,13 +51,11 @@ def local_stack() -> Iterator[Stack]:
         try:
             with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
                 sam = sandbox.seed_sam_credentials()
-                for name in FOREIGN_CREDENTIALS:
+                for name in FOREIGN_SETTINGS:
                     os.environ.pop(name, None)
-                env = sandbox.environment() | {
-                    "AzureWebJobsStorage": azurite.connection_string,
-                    "UPGRADE_STATUS_QUEUE": "bench-status",
-                    "UPGRADES_TABLE": "benchupgrades",
-                }
+                env = app_environment(
+                    sandbox, azurite.connection_string, status_queue="bench-status", upgrades_table="benchupgrades"
+                )
                 yield Stack(sandbox, azurite, sam, env, clock)
         finally:
             azurite.stop()

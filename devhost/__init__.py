@@ -1,11 +1,16 @@
-"""A local Azure Functions host for this folder-per-function (function.json) Python app.
+"""A local Azure Functions host for folder-per-function (function.json) Python apps.
 
-Built on Microsoft's own Python worker library (``azure_functions_runtime_v1``) driven in-process, an HTTP
-front for HTTP triggers and Azurite/Azure Storage polling for queue triggers. Never deployed (.funcignore).
+Built on Microsoft's own Python worker library (``azure_functions_runtime_v1``) driven in-process: an HTTP
+front for HTTP triggers (with ``authLevel`` keys when given), queue polling for queue triggers (through a
+queue-client factory the app supplies), NCRONTAB timer triggers and the admin API to run a function by hand.
+Generic: it knows nothing of this app (``localstack/`` is the app's local stack). Never deployed (.funcignore).
 """
 
 from devhost.app_host import DevHost
 from devhost.errors import ConfigError, DevHostError, FunctionLoadError, InvocationError
+from devhost.keys import HostKeys
+from devhost.queue_poller import QueueServiceFactory
+from devhost.timers import SteppedClock, TimerClock
 from devhost.worker import FunctionHost, HttpResult, QueueTriggerMetadata
 
 __all__ = [
@@ -14,7 +19,11 @@ __all__ = [
     "DevHostError",
     "FunctionHost",
     "FunctionLoadError",
+    "HostKeys",
     "HttpResult",
     "InvocationError",
+    "QueueServiceFactory",
     "QueueTriggerMetadata",
+    "SteppedClock",
+    "TimerClock",
 ]

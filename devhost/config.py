@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from devhost.errors import ConfigError, FunctionLoadError
+from devhost.ncrontab import Schedule
 
 HTTP_TRIGGER = "httptrigger"
 QUEUE_TRIGGER = "queuetrigger"
+TIMER_TRIGGER = "timertrigger"
 DEFAULT_STORAGE_CONNECTION = "AzureWebJobsStorage"
 DEFAULT_SCRIPT_FILE = "__init__.py"
 
@@ -188,6 +190,20 @@ class FunctionConfig:
         return str(self.trigger.get("route") or self.name).strip("/")
 
     @property
+    def auth_level(self) -> str:
+        """``authLevel`` of an HTTP trigger, lower-cased (the host's default is ``function``)."""
+        return str(self.trigger.get("authLevel") or "function").lower()
+
+    @property
+    def schedule(self) -> str:
+        """A timer trigger's NCRONTAB ``schedule`` (``%AppSetting%`` already resolved)."""
+        return str(self.trigger.get("schedule") or "")
+
+    @property
+    def run_on_startup(self) -> bool:
+        return self.trigger.get("runOnStartup") is True
+
+    @property
     def methods(self) -> tuple[str, ...] | None:
         """Allowed HTTP methods (upper-case), or None for all."""
         methods = self.trigger.get("methods")
@@ -258,6 +274,11 @@ def _index_function(name: str, directory: Path, doc: Mapping[str, Any], settings
     )
     if config.trigger_type == QUEUE_TRIGGER:
         config = _with_normalized_queue_name(config)
+    if config.trigger_type == TIMER_TRIGGER:
+        try:
+            Schedule.parse(config.schedule)
+        except ConfigError as exc:
+            raise FunctionLoadError(name, f"Error indexing function 'Functions.{name}': {exc}") from None
     return config
 
 

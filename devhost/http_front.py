@@ -2,30 +2,30 @@
 
 Requests are turned into the ``RpcHttp`` the real host sends (lower-cased headers with repeats joined by
 ",", query values likewise, route values, the raw body bytes) and the worker's response is written back as
-it shaped it. Unknown path -> 404; known path, wrong method -> 405 with ``Allow``; function failure -> 500
-with an empty body (as the host does). As with Core Tools locally, ``authLevel`` keys are NOT enforced.
+it shaped it. As the host does: unknown path -> 404; known path, other method (any token, known to HTTP or
+not) -> 405 with ``Allow``; ``authLevel`` checked against the configured keys -> 401 with an empty body;
+function failure -> 500 with an empty body. ``/admin/…`` goes to the admin API.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from devhost.admin import ADMIN_PREFIX, AdminApi
 from devhost.config import HTTP_TRIGGER, FunctionConfig
-from devhost.errors import DevHostError, InvocationError
+from devhost.errors import InvocationError
+from devhost.http_server import LoopbackServer, Reply, Request
+from devhost.keys import HostKeys, presented_key
 from devhost.routes import Route, RouteTable, RouteTemplate
-from devhost.worker import FunctionHost, HttpResult
+from devhost.worker import FunctionHost
 
 log = logging.getLogger("devhost.http")
 
 DEFAULT_PORT = 7071  # Core Tools' default
-MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default request size limit (100 MB)
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
 def build_route_table(functions: Iterable[FunctionConfig], route_prefix: str) -> RouteTable:
@@ -38,74 +38,60 @@ def build_route_table(functions: Iterable[FunctionConfig], route_prefix: str) ->
     return RouteTable(routes)
 
 
-class HttpFront:
-    """A ThreadingHTTPServer in front of a started FunctionHost."""
+class HttpFront(LoopbackServer):
+    """A LoopbackServer in front of a started FunctionHost (and its admin API)."""
 
-    def __init__(self, host: FunctionHost, *, port: int = DEFAULT_PORT, bind: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        host: FunctionHost,
+        *,
+        port: int = DEFAULT_PORT,
+        bind: str = "127.0.0.1",
+        keys: HostKeys | None = None,
+        admin: AdminApi | None = None,
+    ) -> None:
+        super().__init__(self.handle, port=port, bind=bind, name="http")
         self.host = host
+        self.keys = keys or HostKeys.none()
+        self.admin = admin
         self.routes = build_route_table(host.functions.values(), host.host_config.route_prefix)
-        self._bind = bind
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise DevHostError("HTTP front is not started")
-        return int(self._server.server_address[1])
+    def handle(self, request: Request) -> Reply:
+        """Route one request, check its key and invoke its function; one console line per request."""
+        started = time.perf_counter()
+        reply = self._answer(request)
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("%s %s -> %d (%.0f ms)", request.method, request.path, reply.status, elapsed)
+        return reply
 
-    @property
-    def url(self) -> str:
-        return f"http://{self._bind}:{self.port}"
-
-    def start(self) -> None:
-        try:
-            server = ThreadingHTTPServer((self._bind, self._port), _handler_class(self))
-        except OSError as exc:
-            raise DevHostError(f"cannot listen on {self._bind}:{self._port}: {exc.strerror or exc}") from exc
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="devhost-http", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server, self._thread = None, None
-
-    def handle(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, host_header: str | None
-    ) -> HttpResult:
-        """Route one request and invoke its function; never raises."""
-        split = urlsplit(target)
-        match, allowed = self.routes.resolve(split.path, method)
+    def _answer(self, request: Request) -> Reply:
+        if self.admin is not None and request.path.lower().startswith(ADMIN_PREFIX):
+            return self.admin.handle(request)
+        match, allowed = self.routes.resolve(request.path, request.method)
         if match is None:
             if allowed:
-                return HttpResult(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", ", ".join(allowed))], b"")
-            return HttpResult(HTTPStatus.NOT_FOUND, [], b"")
-        authority = host_header or f"{self._bind}:{self.port}"
+                return Reply(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", ", ".join(allowed))])
+            return Reply(HTTPStatus.NOT_FOUND)
+        function = match.route.function
+        key = presented_key(request.headers, request.target)
+        if not self.keys.allows(self.host.functions[function].auth_level, function, key):
+            return Reply(HTTPStatus.UNAUTHORIZED)
+        split = urlsplit(request.target)
+        authority = request.header("Host") or f"{self._bind}:{self.port}"
         try:
-            return self.host.invoke_http(
-                match.route.function,
-                method=method,
+            result = self.host.invoke_http(
+                function,
+                method=request.method,
                 url=f"http://{authority}{split.path}{'?' + split.query if split.query else ''}",
-                headers=_join_repeated(headers, lower=True),
+                headers=_join_repeated(request.headers, lower=True),
                 query=_join_repeated(parse_qsl(split.query, keep_blank_values=True), lower=False),
-                body=body,
+                body=request.body,
                 route_params=match.params,
-                trace_parent=next((v for k, v in headers if k.lower() == "traceparent"), None),
+                trace_parent=request.header("traceparent"),
             )
         except InvocationError:
-            return HttpResult(HTTPStatus.INTERNAL_SERVER_ERROR, [], b"")  # already logged by the host
-        except Exception:
-            log.exception("devhost could not invoke %s", match.route.function)
-            return HttpResult(HTTPStatus.INTERNAL_SERVER_ERROR, [], b"")
+            return Reply(HTTPStatus.INTERNAL_SERVER_ERROR)  # already logged by the host
+        return Reply(result.status, result.headers, result.body)
 
 
 def _join_repeated(pairs: Iterable[tuple[str, str]], *, lower: bool) -> dict[str, str]:
@@ -115,86 +101,3 @@ def _join_repeated(pairs: Iterable[tuple[str, str]], *, lower: bool) -> dict[str
         key = name.lower() if lower else name
         joined[key] = f"{joined[key]},{value}" if key in joined else value
     return joined
-
-
-def _handler_class(front: HttpFront) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def version_string(self) -> str:
-            return "devhost"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # one line per request is written by _serve instead
-
-        def _serve(self) -> None:
-            started = time.perf_counter()
-            try:
-                body = self._read_body()
-            except _BadRequest as exc:
-                self._respond(HttpResult(exc.status, [], b""), started, close=True)
-                return
-            result = front.handle(self.command, self.path, list(self.headers.items()), body, self.headers["Host"])
-            self._respond(result, started)
-
-        def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return self._read_chunked()
-            length_header = self.headers.get("Content-Length")
-            if not length_header:
-                return b""
-            try:
-                length = int(length_header)
-            except ValueError:
-                raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
-            if length < 0:
-                raise _BadRequest(HTTPStatus.BAD_REQUEST)
-            if length > MAX_BODY_BYTES:
-                raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            return self.rfile.read(length)
-
-        def _read_chunked(self) -> bytes:
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
-                if size == 0:
-                    while self.rfile.readline(1024).strip():  # trailers
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-
-        def _respond(self, result: HttpResult, started: float, *, close: bool = False) -> None:
-            elapsed = (time.perf_counter() - started) * 1000
-            log.info("%s %s -> %d (%.0f ms)", self.command, urlsplit(self.path).path, result.status, elapsed)
-            self.send_response(result.status)
-            for name, value in result.headers:
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            bodiless = result.status < 200 or result.status in (204, 304)
-            if not bodiless:
-                self.send_header("Content-Length", str(len(result.body)))
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD" and result.body and not bodiless:
-                self.wfile.write(result.body)
-
-    for method in _METHODS:
-        setattr(Handler, f"do_{method}", Handler._serve)
-    return Handler
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: HTTPStatus) -> None:
-        super().__init__(status.phrase)
-        self.status = status

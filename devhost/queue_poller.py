@@ -21,8 +21,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueMessage, QueueServiceClient
@@ -39,6 +40,17 @@ MINIMUM_POLLING_INTERVAL = 0.1
 # (function name, decoded message body) -> a short text appended to the message's console line, or None.
 # Called after the function ran (success or failure); it must not raise and should be quick.
 MessageDescriber = Callable[[str, str | bytes], str | None]
+
+
+class QueueServiceFactory(Protocol):
+    """Builds the queue service client for a trigger's ``connection`` (a setting name or prefix, never empty).
+
+    How a connection's settings become a client (connection string, or identity-based ``<conn>__queueServiceUri``
+    with a credential) is the app's business: the host is given this factory and never reads credentials itself.
+    Raise ``ConfigError`` for a connection that is not configured.
+    """
+
+    def __call__(self, connection: str, settings: Mapping[str, str]) -> QueueServiceClient: ...
 
 
 class PollingBackoff:

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import azure_functions_runtime_v1 as worker_runtime  # type: ignore[import-untyped]
 
-from devhost.config import HTTP_TRIGGER, QUEUE_TRIGGER, FunctionConfig, HostConfig, load_functions
+from devhost.config import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionConfig, HostConfig, load_functions
 from devhost.console import ConsoleLogging
 from devhost.errors import DevHostError, FunctionLoadError, InvocationError
 from devhost.protos import load_protos
@@ -44,12 +44,12 @@ log = logging.getLogger("devhost")
 HOST_VERSION = "4.1040.0"  # what the worker is told it talks to (a current 4.x host)
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 # Bindings the local host feeds (triggers) or reads back (outputs); anything else is reported at start-up.
-_SUPPORTED_BINDINGS = {HTTP_TRIGGER, QUEUE_TRIGGER, "http"}
+_SUPPORTED_BINDINGS = {HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, "http"}
 
 
 @dataclass(frozen=True)
 class HttpResult:
-    """An HTTP response as the worker shaped it. ``headers`` keeps repeats (e.g. several Set-Cookie)."""
+    """An HTTP response as the worker shaped it."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -253,6 +253,19 @@ class FunctionHost:
         inputs = [protos.ParameterBinding(name=config.trigger.name, data=data)]
         self._invoke(config, inputs, trigger_metadata, None)
 
+    def invoke_timer(self, function: str, payload: Mapping[str, Any]) -> None:
+        """Invoke a timer-triggered function with the ``TimerInfo`` JSON the host sends."""
+        config = self._function(function, TIMER_TRIGGER)
+        protos = self._require_protos()
+        data = protos.TypedData(json=json.dumps(payload))
+        trigger_metadata = {"sys": protos.TypedData(json=json.dumps(self._sys_metadata(function)))}
+        self._invoke(config, [protos.ParameterBinding(name=config.trigger.name, data=data)], trigger_metadata, None)
+
+    def trigger_type(self, function: str) -> str | None:
+        """The loaded function's trigger type (lower-case), or None when no such function is loaded."""
+        config = self.functions.get(function)
+        return config.trigger_type if config is not None and self._started else None
+
     # ----------------------------------------------------------------------------------------- internals
     def _init_worker(self) -> None:
         protos = self._require_protos()
@@ -388,8 +401,8 @@ class FunctionHost:
                 content_type = "application/octet-stream"
             return HttpResult(200, [("Content-Type", f"{content_type}; charset=utf-8")], body)
         http = data.http
+        # Set-Cookie headers, which the worker moves into ``http.cookies``, are not sent: this app sets none.
         headers = list(http.headers.items())
-        headers.extend(("Set-Cookie", _cookie_header(c)) for c in http.cookies)
         status = int(http.status_code) if http.status_code else 200
         return HttpResult(status, headers, _typed_bytes(http.body))
 
@@ -490,27 +503,6 @@ def _is_json(body: bytes) -> bool:
         return isinstance(json.loads(body), dict | list)
     except ValueError:
         return False
-
-
-def _cookie_header(cookie: Any) -> str:
-    parts = [f"{cookie.name}={cookie.value}"]
-    if cookie.HasField("domain") and cookie.domain.value:
-        parts.append(f"domain={cookie.domain.value}")
-    if cookie.HasField("path") and cookie.path.value:
-        parts.append(f"path={cookie.path.value}")
-    if cookie.HasField("expires"):
-        expires = cookie.expires.value.ToDatetime(tzinfo=UTC)
-        parts.append("expires=" + expires.strftime("%a, %d %b %Y %H:%M:%S GMT"))
-    if cookie.HasField("max_age"):
-        parts.append(f"max-age={int(cookie.max_age.value)}")
-    if cookie.HasField("secure") and cookie.secure.value:
-        parts.append("secure")
-    if cookie.HasField("http_only") and cookie.http_only.value:
-        parts.append("httponly")
-    same_site = {1: "lax", 2: "strict", 3: "none"}.get(int(cookie.same_site))
-    if same_site:
-        parts.append(f"samesite={same_site}")
-    return "; ".join(parts)
 
 
 def _child_traceparent(parent: str | None) -> str:

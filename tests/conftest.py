@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from devhost.azurite import Azurite
+from localstack.azurite import Azurite
+from localstack.environment import FOREIGN_SETTINGS, app_environment
 from sandbox.clock import ManualClock
-from sandbox.managed_identity import FOREIGN_CREDENTIALS
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services, services
-from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES, ConfigurationError
+from shared.settings import SETTINGS, ConfigurationError
 from support.harness import AppHarness
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import Observed, assert_all_described
@@ -90,16 +90,12 @@ def configure(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> Callable[.
 def app_env(
     sandbox: Sandbox, sam: SamSeed, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
 ) -> Iterator[dict[str, str]]:
-    for name in (*FOREIGN_CREDENTIALS, *(s.name for s in SETTINGS)):
+    for name in (*FOREIGN_SETTINGS, *(s.name for s in SETTINGS)):
         monkeypatch.delenv(name, raising=False)
-    for suffix in STORAGE_IDENTITY_SUFFIXES:
-        monkeypatch.delenv(f"AzureWebJobsStorage__{suffix}", raising=False)
     unique = uuid.uuid4().hex[:12]
-    env = sandbox.environment() | {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "UPGRADE_STATUS_QUEUE": f"status-{unique}",
-        "UPGRADES_TABLE": f"upgrades{unique}",
-    }
+    env = app_environment(
+        sandbox, azurite.connection_string, status_queue=f"status-{unique}", upgrades_table=f"upgrades{unique}"
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_services()

@@ -28,7 +28,8 @@ import requests
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from devhost import DevHost
-from devhost.azurite import Azurite
+from localstack.azurite import Azurite
+from localstack.storage import app_queue_service
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
 from support.harness import Answer
@@ -136,7 +137,7 @@ def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[list
 
 
 def start_host(app_dir: Path, environ: dict[str, str], checked: list[Client]) -> tuple[DevHost, Client]:
-    host = DevHost(app_dir, http_port=0, environ=environ).start()
+    host = DevHost(app_dir, http_port=0, environ=environ, queue_service=app_queue_service).start()
     client = Client(host.url)
     checked.append(client)
     return host, client

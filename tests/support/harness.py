@@ -28,7 +28,7 @@ import GetUpgradeStatus
 import Health
 import KeepConsentAlive
 import UpgradeStatus
-from devhost.azurite import Azurite, PutMessage
+from localstack.azurite import Azurite, PutMessage
 
 BASE_URL = "https://upgrades.example.test"
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount

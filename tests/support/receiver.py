@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
+from devhost.http_server import LoopbackServer, Reply, Request
 from sandbox.tls import LocalCA
 
 
@@ -22,34 +21,19 @@ class CallbackReceiver:
     def __init__(self, ca: LocalCA, status: int = 204) -> None:
         self.status = status
         self.deliveries: list[Delivery] = []
-        receiver = self
+        self._server = LoopbackServer(self._serve, tls=ca.server_context(), name="receiver", host_name="localhost")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.socket = ca.server_context().wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    def _serve(self, request: Request) -> Reply:
+        self.deliveries.append(Delivery(request.path, dict(request.headers), request.body))
+        return Reply(self.status)
 
     @property
     def url(self) -> str:
-        return f"https://localhost:{self._server.server_address[1]}/hooks/upgrades"
+        return f"{self._server.url}/hooks/upgrades"
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

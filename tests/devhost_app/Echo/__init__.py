@@ -22,12 +22,9 @@ def main(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         "headers": dict(req.headers),
         "body_b64": base64.b64encode(req.get_body()).decode("ascii"),
     }
-    response = func.HttpResponse(
+    return func.HttpResponse(
         json.dumps(payload),
         status_code=int(req.params.get("status", "200")),
         mimetype="application/json",
         headers={"X-Echo-Function": context.function_name},
     )
-    response.headers.add("Set-Cookie", "first=1; Path=/")
-    response.headers.add("Set-Cookie", "second=2; Path=/toy; HttpOnly")
-    return response

@@ -1,60 +1,52 @@
-"""The whole app on this machine: what `make run` (``python -m devhost``) and `make demo` start.
+"""The whole app on this machine: what `make run` (``python -m localstack``) and `make demo` start.
 
 **Sandbox mode** (the default when no real ``KEY_VAULT_URL`` is configured in the environment or in
 ``local.settings.json``): Azurite in memory (on its default ports 10000-10002 when they are free), the sandbox
 (managed identity, Key Vault over TLS, Entra ID, Partner Center, seeded with SAM credentials and the demo
-customers) in ``.run/sandbox``, a callback receiver on ``https://localhost:7072/callbacks``, and the app on
-``DevHost`` with the environment Azure would give it: the sandbox's ``environment()`` plus storage, queue and
-a snappy status-check schedule. ``local.settings.json`` is not read in this mode.
+customers; any other customer behaves like "eligible") in ``.run/<port>/sandbox``, a callback receiver on
+``https://localhost:7072/callbacks``, and the app on ``DevHost`` with ``app_environment()`` (what Azure would give
+it, with a snappy status-check schedule). ``local.settings.json`` is not read in this mode.
 
 **Real mode** (a real ``KEY_VAULT_URL``): no sandbox. ``local.settings.json`` ``Values`` are added to the
 environment (set variables win), as with Core Tools; Azurite is started only when ``AzureWebJobsStorage`` is
 ``UseDevelopmentStorage=true`` and nothing listens on 10000-10002 yet (then with its data in ``.run/azurite``).
+
+With ``keys`` (``--keys FILE``) the host enforces ``authLevel`` as Azure does; without, it does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from devhost.app_host import DevHost
-from devhost.azurite import DEFAULT_PORTS, Azurite
-from devhost.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
-from devhost.errors import DevHostError
+from devhost import DevHost, DevHostError, HostKeys
 from devhost.http_front import DEFAULT_PORT
-from sandbox.managed_identity import FOREIGN_CREDENTIALS
+from localstack.app_hooks import check_app_settings, describe_status_check
+from localstack.azurite import DEFAULT_PORTS, Azurite
+from localstack.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
+from localstack.environment import FOREIGN_SETTINGS, LOCAL_RUN_SCHEDULE, app_environment
+from localstack.run_state import reap_orphaned_azurite, run_dir_for, write_state
+from localstack.storage import app_queue_service
 
-log = logging.getLogger("devhost")
+if TYPE_CHECKING:
+    from sandbox.stack import SamSeed, Sandbox
+
+log = logging.getLogger("localstack")
 
 Mode = Literal["auto", "sandbox", "real"]
-STATE_FILE = "devhost.json"  # in the run directory: what is running, for `make demo`
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
-STATUS_FUNCTION = "UpgradeStatus"
-
-# Sandbox mode, for a snappy local demo; a variable set in the shell wins over these.
-SANDBOX_DEFAULTS = {
-    "UPGRADE_STATUS_QUEUE": "upgrade-status",
-    "STATUS_FIRST_CHECK_SECONDS": "5",
-    "STATUS_MAX_INTERVAL_SECONDS": "10",
-    "CALLBACK_ALLOWED_HOSTS": "localhost",
-}
-# Variables that would make DefaultAzureCredential pick something other than the managed-identity stand-in
-# (or point the app's storage somewhere else): unset in sandbox mode, restored by stop().
-FOREIGN_SETTINGS = (
-    *FOREIGN_CREDENTIALS,
-    "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
-    "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
-)  # fmt: skip
+DEFAULT_STATUS_QUEUE = "upgrade-status"
+# Sandbox mode: a variable set in the shell wins over the local schedule and callback host.
+SCHEDULE_SETTINGS = ("STATUS_FIRST_CHECK_SECONDS", "STATUS_MAX_INTERVAL_SECONDS", "CALLBACK_ALLOWED_HOSTS")
 
 
 def read_local_settings(app_dir: Path) -> dict[str, Any]:
@@ -112,6 +104,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def seed_sandbox(sandbox: Sandbox) -> SamSeed:
+    """SAM credentials and the demo customers; any other customer behaves like "eligible" (not 30 minutes)."""
+    from sandbox.customers import ELIGIBLE  # noqa: PLC0415 - real mode never needs the stand-ins
+
+    seed = sandbox.seed_sam_credentials()
+    sandbox.add_demo_customers()
+    sandbox.partner_center.default_customer = dataclasses.replace(ELIGIBLE, customer_id="", name="", summary="")
+    return seed
+
+
 @dataclass
 class Timings:
     """Seconds spent on each start-up step (0 for steps not taken)."""
@@ -128,7 +130,7 @@ class LocalStack:
 
     app_dir: Path
     port: int = DEFAULT_PORT
-    run_dir: Path | None = None  # default: <app_dir>/.run
+    run_dir: Path | None = None  # default: <app_dir>/.run/<port>
     mode: Mode = "auto"
     verbose: bool = False
     app_logs: bool = False  # the functions' own INFO logs on the console (default: warnings and errors)
@@ -136,10 +138,12 @@ class LocalStack:
     callback_port: int = DEFAULT_CALLBACK_PORT
     storage_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))  # preferred
     write_state: bool = True
+    keys: HostKeys | None = None  # enforce authLevel with these keys; None: not enforced
+    keys_file: Path | None = None  # where `keys` came from (recorded for `make demo`)
 
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
-        self.run_dir = (self.run_dir or self.app_dir / ".run").resolve()
+        self.run_dir = (self.run_dir or run_dir_for(self.app_dir, self.port)).resolve()
         self.active_mode = "sandbox"
         self.reason = ""
         self.notes: list[str] = []  # things the user should know (fallback ports, ignored files)
@@ -165,12 +169,12 @@ class LocalStack:
             doc = read_local_settings(self.app_dir)
             values = local_values(doc)
             self.active_mode, self.reason = choose_mode(self.mode, os.environ, values)
-            if self.write_state:
+            if self.write_state and self.run_dir is not None:
                 reap_orphaned_azurite(self.run_dir, self.notes)
             if self.port and not port_free(self.port):
                 raise DevHostError(
                     f"port {self.port} is already in use on 127.0.0.1 (another `make run` or `func start`?); "
-                    "stop it, or choose another port with --port"
+                    f"stop it, or pick another port: make run PORT={self.port + 10}"
                 )
             if self.active_mode == "sandbox":
                 if doc:
@@ -183,6 +187,8 @@ class LocalStack:
                 self.app_dir,
                 http_port=self.port,
                 environ=self.environ,
+                queue_service=app_queue_service,
+                keys=self.keys,
                 verbose=self.verbose,
                 console=self.console,
                 function_log_level=None if self.app_logs or self.verbose else logging.WARNING,
@@ -236,8 +242,7 @@ class LocalStack:
         sandbox.start()
         self._cleanups.append(sandbox.stop)
         self.sandbox = sandbox
-        seed = sandbox.seed_sam_credentials()
-        sandbox.add_demo_customers()
+        seed = seed_sandbox(sandbox)
         self.timings.sandbox = time.perf_counter() - started
 
         sink = CallbackSink(sandbox.ca.server_context(), seed.callback_signing_key.encode(), port=self.callback_port)
@@ -248,9 +253,8 @@ class LocalStack:
             self.notes.append(f"port {self.callback_port} is in use: the callback receiver is on {sink.port}")
 
         storage = DEVELOPMENT_STORAGE if self.azurite.is_default_ports else self.azurite.connection_string
-        self.environ = sandbox.environment() | {"AzureWebJobsStorage": storage}
-        for name, value in SANDBOX_DEFAULTS.items():
-            self.environ[name] = os.environ.get(name) or value
+        environ = app_environment(sandbox, storage, schedule=LOCAL_RUN_SCHEDULE, callback_hosts="localhost")
+        self.environ = environ | {name: os.environ[name] for name in SCHEDULE_SETTINGS if os.environ.get(name)}
         for name in FOREIGN_SETTINGS:
             if name in os.environ:
                 self._saved_environ.setdefault(name, os.environ.pop(name))
@@ -264,7 +268,7 @@ class LocalStack:
         if not os.environ.get("UPGRADE_STATUS_QUEUE"):
             # function.json names the queue %UPGRADE_STATUS_QUEUE%; the host cannot index it without the setting.
             self._saved_environ.setdefault("UPGRADE_STATUS_QUEUE", None)
-            os.environ["UPGRADE_STATUS_QUEUE"] = SANDBOX_DEFAULTS["UPGRADE_STATUS_QUEUE"]
+            os.environ["UPGRADE_STATUS_QUEUE"] = DEFAULT_STATUS_QUEUE
             self.notes.append("UPGRADE_STATUS_QUEUE is not set: using its default, upgrade-status")
         storage = os.environ.get("AzureWebJobsStorage", "").strip()  # noqa: SIM112 - the name Azure uses
         if storage.replace(" ", "").lower() != DEVELOPMENT_STORAGE.lower():
@@ -282,7 +286,9 @@ class LocalStack:
                 + " is taken by something else"
             )
         started = time.perf_counter()
-        self.azurite = self._start_azurite(prefer=ports, location=self.run_dir / "azurite" / "data", fallback=False)
+        self.azurite = self._start_azurite(
+            prefer=ports, location=self.app_dir / ".run" / "azurite" / "data", fallback=False
+        )
         self.timings.azurite = time.perf_counter() - started
 
     def _start_azurite(self, *, prefer: Mapping[str, int], location: Path | None, fallback: bool = True) -> Azurite:
@@ -318,133 +324,16 @@ class LocalStack:
 
     def _write_state(self) -> None:
         assert self.run_dir is not None
-        path = self.run_dir / STATE_FILE
         state = {
-            "pid": os.getpid(),
             "mode": self.active_mode,
             "url": self.url,
             "callbackUrl": self.callbacks.url if self.callbacks else None,
+            "keysFile": str(self.keys_file.resolve()) if self.keys_file and self.keys else None,
             "storagePorts": self.azurite.ports if self.azurite else None,
             "azuritePid": self.azurite.pid if self.azurite else None,
             "azuriteCommand": self.azurite.command if self.azurite else None,
         }
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(state, indent=2) + "\n")
-
-        def remove() -> None:
-            try:
-                if json.loads(path.read_text()).get("pid") == os.getpid():
-                    path.unlink()
-            except (OSError, ValueError):
-                pass
-
-        self._cleanups.append(remove)
-
-
-def read_state(run_dir: Path) -> dict[str, Any] | None:
-    """What a running `make run` wrote about itself, or None (no file, or its process is gone)."""
-    try:
-        state = json.loads((run_dir / STATE_FILE).read_text())
-        if not _alive(int(state["pid"])):
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-def reap_orphaned_azurite(run_dir: Path | None, notes: list[str]) -> None:
-    """Stop the Azurite a previous run left behind when it was killed outright (SIGKILL skips clean-up).
-
-    Only the process recorded in the state file, only if the run that started it is gone, and only if that
-    process still runs exactly the command line recorded for it.
-    """
-    if run_dir is None:
-        return
-    path = run_dir / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-        owner, pid, command = int(state["pid"]), state.get("azuritePid"), state.get("azuriteCommand")
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if _alive(owner):
-        return  # another run is live; its port check will say so
-    actual = _command_line(pid) if isinstance(pid, int) and _alive(pid) else None
-    # The recorded command runs under its interpreter (`node <azurite> ...`): it must end the actual one.
-    if isinstance(pid, int) and isinstance(command, list) and command and actual and actual[-len(command) :] == command:
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:  # let it release its ports
-            time.sleep(0.05)
-        notes.append(f"stopped Azurite (pid {pid}) left running by a previous run that was killed")
-    path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _command_line(pid: int) -> list[str] | None:
-    proc = Path(f"/proc/{pid}/cmdline")
-    if proc.exists():
-        try:
-            return [part.decode() for part in proc.read_bytes().split(b"\0") if part]
-        except OSError:
-            return None
-    try:  # macOS and other systems without /proc: one string, compared word by word
-        out = subprocess.run(  # noqa: S603 - fixed arguments
-            ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH, as a shell would
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return None
-    return out.stdout.split() or None
-
-
-def check_app_settings() -> None:
-    """Fail start-up, as a deployment would fail its first request, when the app's settings are invalid."""
-    from shared.settings import ConfigurationError, Settings  # noqa: PLC0415 - the app's package, loaded by now
-
-    try:
-        Settings.from_env()
-    except ConfigurationError as exc:
-        raise DevHostError(f"{exc} (set them in the environment or in local.settings.json)") from None
-
-
-def describe_status_check(function: str, body: str | bytes) -> str | None:
-    """The outcome of one UpgradeStatus message for its console line, read from the app's status record."""
-    if function != STATUS_FUNCTION:
-        return None
-    message = json.loads(body)
-    upgrade_id = message.get("upgradeId") if isinstance(message, dict) else None
-    if not isinstance(upgrade_id, str):
-        return None
-    from shared.services import services  # noqa: PLC0415 - the app's own store, as loaded by the worker
-
-    record = services().store.get(upgrade_id)
-    if record is None:
-        return f"upgrade {upgrade_id}: not recorded"
-    resource = record.to_resource()
-    parts = [f"Partner Center: {resource.get('partnerCenterStatus') or '-'}", f"checks {resource.get('checks')}"]
-    if resource.get("nextCheckAt"):
-        parts.append(f"next check {str(resource['nextCheckAt'])[11:19]}Z")
-    error = resource.get("error")
-    if isinstance(error, dict) and error.get("code"):
-        parts.append(f"error {error['code']}")
-    callback = resource.get("callback")
-    if isinstance(callback, dict) and callback.get("state") not in (None, "none"):
-        parts.append(f"callback {callback['state']}")
-    return f"upgrade {upgrade_id} {resource.get('status')} ({', '.join(parts)})"
+        self._cleanups.append(write_state(self.run_dir, state))
 
 
 def _last_line(text: str) -> str:

@@ -1,12 +1,13 @@
-"""``python -m devhost.demo`` (`make demo`): submit a sandbox upgrade and follow it to its final state.
+"""``python -m localstack.demo`` (`make demo`): submit a sandbox upgrade and follow it to its final state.
 
-Uses the app on http://127.0.0.1:7071 when it answers (`make run` in another terminal); otherwise starts the
-same stack as `make run` (Azurite, the sandbox, the functions, on free ports) for the length of the demo.
+Uses the `make run` of this checkout wherever it runs (``.run/<port>/app.json``: the newest live one, or the one
+on ``--port``), with its function key when it enforces keys; otherwise starts the same stack as `make run`
+(Azurite, the sandbox, the functions, on free ports) for the length of the demo.
 Exits 0 when every upgrade ended the way its sandbox customer should, 1 otherwise.
 
-    python -m devhost.demo                          # the "eligible" customer
-    python -m devhost.demo --customer failing       # one whose line item fails
-    python -m devhost.demo --customer eligible --customer not-eligible
+    python -m localstack.demo                          # the "eligible" customer
+    python -m localstack.demo --customer failing       # one whose line item fails
+    python -m localstack.demo --port 7081 --customer eligible --customer not-eligible
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import requests
 
-from devhost.errors import DevHostError
-from devhost.http_front import DEFAULT_PORT
-from devhost.local_run import LocalStack, read_state
+from devhost import DevHostError, HostKeys
+from localstack.local_run import LocalStack
+from localstack.run_state import live_runs
 from sandbox.customers import DEMO_CUSTOMERS
 from shared.partner_center.outbound import json_object
 
-DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_WAIT = 3.0
 DEFAULT_TIMEOUT = 180.0
 
@@ -54,11 +54,55 @@ EXPECTED = {
 }
 
 
+@dataclass
+class Target:
+    """The app the demo talks to; ``stack`` when the demo started it itself."""
+
+    base_url: str
+    callback_url: str | None = None
+    key: str | None = None
+    stack: LocalStack | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    customers: list[str] = args.customer or ["eligible"]
+    signal.signal(signal.SIGTERM, _interrupt)
+    target: Target | None = None
+    try:
+        found = find_app(args)
+        if isinstance(found, int):
+            return found
+        target = found
+        session = requests.Session()
+        session.trust_env = not _is_loopback(target.base_url)  # no proxy between us and a local app
+        if target.key:
+            session.headers["x-functions-key"] = target.key
+        if args.callback and not target.callback_url:
+            print("No local callback receiver is known for this app; submitting without callbackUrl.")
+        callback_url = target.callback_url if args.callback else None
+        results = [
+            run_one(session, target.base_url, name, max_wait=args.max_wait, timeout=args.timeout,
+                    callback_url=callback_url)
+            for name in customers
+        ]  # fmt: skip
+    except KeyboardInterrupt:
+        print("\nInterrupted.")
+        return 130
+    finally:
+        if target is not None and target.stack is not None:
+            target.stack.stop()
+    print()
+    for name, (ok, summary) in zip(customers, results, strict=True):
+        print(f"{'OK  ' if ok else 'FAIL'} {name}: {summary}")
+    return 0 if all(ok for ok, _ in results) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devhost.demo",
+        prog="python -m localstack.demo",
         description="Submit a sandbox upgrade (make demo) and follow it to its final state.",
-        epilog="Uses the app on 127.0.0.1:7071 when it answers, else starts one for the demo.",
+        epilog="Uses the `make run` of this checkout (the newest, or the one on --port), else starts one for the demo.",
     )
     parser.add_argument(
         "--customer",
@@ -66,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=[c.name for c in DEMO_CUSTOMERS],
         help="sandbox customer to upgrade; repeat for several (default: eligible)",
     )
-    parser.add_argument("--base-url", default=None, help=f"the app (default: {DEFAULT_BASE_URL})")
+    parser.add_argument("--port", type=int, default=None, help="the `make run` on this port (make demo PORT=7081)")
+    parser.add_argument("--base-url", default=None, help="an app somewhere else (e.g. func start)")
+    parser.add_argument("--key", default=None, help="function key to send (default: from the run's --keys file)")
     parser.add_argument(
         "--max-wait",
         type=float,
@@ -80,74 +126,62 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also ask for a callback to the local receiver (https://localhost:7072/callbacks with `make run`)",
     )
-    args = parser.parse_args(argv)
-    customers: list[str] = args.customer or ["eligible"]
+    return parser
 
-    signal.signal(signal.SIGTERM, _interrupt)
-    session = requests.Session()
-    base_url = (args.base_url or DEFAULT_BASE_URL).rstrip("/")
-    session.trust_env = not _is_loopback(base_url)  # no proxy between us and a local app
-    stack: LocalStack | None = None
-    callback_url: str | None = None
-    try:
-        if _answers(base_url):
-            state = read_state(Path(".run"))
-            if state and state.get("url") == base_url and state.get("mode") != "sandbox":
-                print(f"The app on {base_url} runs in {state.get('mode')} mode, against real Partner Center;")
-                print("the demo only submits sandbox customers. Stop it, or run `make run` in sandbox mode.")
-                return 2
-            ours = bool(state and state.get("url") == base_url)
-            print(f"Using {'`make run`' if ours else 'an app already running'} on {base_url}.")
-            if args.callback and state and ours:
-                callback_url = state.get("callbackUrl")
-        elif args.base_url:
+
+def find_app(args: argparse.Namespace) -> Target | int:
+    """The app to use: ``--base-url``, the `make run` on ``--port``, the newest live `make run`, else one of our own.
+
+    Returns an exit code instead when there is nothing to use (or only a real-mode app).
+    """
+    if args.base_url:
+        base_url = str(args.base_url).rstrip("/")
+        if not _answers(base_url):
             print(f"Nothing answers on {base_url}.", file=sys.stderr)
             return 1
-        else:
-            print(f"Nothing answers on {base_url}: starting Azurite, the sandbox and the functions for this demo")
-            print("(`make run` in another terminal keeps them running between demos) ...", flush=True)
-            began = time.perf_counter()
-            stack = LocalStack(
-                Path(),
-                port=0,
-                run_dir=Path(".run") / "demo",
-                mode="sandbox",
-                console=args.host_logs,
-                callback_port=0,
-                storage_ports={},
-                write_state=False,
-            )
-            try:
-                stack.start()
-            except DevHostError as exc:
-                print(f"devhost: cannot start: {exc}", file=sys.stderr)
-                return 1
-            base_url = stack.url
-            callback_url = stack.callbacks.url if stack.callbacks else None
-            print(f"Ready in {time.perf_counter() - began:.1f} s on {base_url}.")
-        if args.callback and not callback_url:
-            print("No local callback receiver is known for this app; submitting without callbackUrl.")
-        results = [
-            run_one(
-                session,
-                base_url,
-                name,
-                max_wait=args.max_wait,
-                timeout=args.timeout,
-                callback_url=callback_url if args.callback else None,
-            )
-            for name in customers
-        ]
-    except KeyboardInterrupt:
-        print("\nInterrupted.")
-        return 130
-    finally:
-        if stack is not None:
-            stack.stop()
-    print()
-    for name, (ok, summary) in zip(customers, results, strict=True):
-        print(f"{'OK  ' if ok else 'FAIL'} {name}: {summary}")
-    return 0 if all(ok for ok, _ in results) else 1
+        print(f"Using the app on {base_url}.")
+        return Target(base_url, key=args.key)
+    runs = live_runs(Path())
+    if args.port is not None:
+        runs = [r for r in runs if urlsplit(str(r.get("url"))).port == args.port]
+        if not runs:
+            print(f"No `make run` of this checkout is running on port {args.port} (.run/{args.port}/app.json).",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+    if runs:
+        return _use_run(runs, args)
+    return _start_own(args)
+
+
+def _use_run(runs: list[dict[str, Any]], args: argparse.Namespace) -> Target | int:
+    state = runs[0]
+    base_url = str(state["url"])
+    if state.get("mode") != "sandbox":
+        print(f"The app on {base_url} runs in {state.get('mode')} mode, against real Partner Center;")
+        print("the demo only submits sandbox customers. Stop it, or run `make run` in sandbox mode.")
+        return 2
+    others = ", ".join(str(r.get("url")) for r in runs[1:])
+    print(f"Using `make run` on {base_url}" + (f" (the newest; also running: {others}; make demo PORT=…)." if others
+                                                 else "."))  # fmt: skip
+    key = args.key
+    if key is None and state.get("keysFile"):
+        key = HostKeys.load(Path(str(state["keysFile"]))).any_host_key()
+    return Target(base_url, callback_url=state.get("callbackUrl"), key=key)
+
+
+def _start_own(args: argparse.Namespace) -> Target | int:
+    print("No `make run` of this checkout is running: starting Azurite, the sandbox and the functions for this demo")
+    print("(`make run` in another terminal keeps them running between demos) ...", flush=True)
+    began = time.perf_counter()
+    stack = LocalStack(Path(), port=0, run_dir=Path(".run") / "demo", mode="sandbox", console=args.host_logs,
+                       callback_port=0, storage_ports={}, write_state=False)  # fmt: skip
+    try:
+        stack.start()
+    except DevHostError as exc:
+        print(f"localstack: cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(f"Ready in {time.perf_counter() - began:.1f} s on {stack.url}.")
+    return Target(stack.url, callback_url=stack.callbacks.url if stack.callbacks else None, stack=stack)
 
 
 def run_one(
