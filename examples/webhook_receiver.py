@@ -33,6 +33,7 @@ import hmac
 import json
 import logging
 import os
+import ssl
 import sys
 import threading
 import time
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--tolerance", type=int, default=DEFAULT_TOLERANCE_SECONDS, help="max clock skew (s)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM); the app only calls https")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     key = os.environ.get("CALLBACK_SIGNING_KEY")
     if not key:
@@ -202,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(event, separators=(",", ":")), flush=True)
 
     server = make_server(args.host, args.port, key.encode("utf-8"), print_event, tolerance=args.tolerance)
-    log.info("listening on http://%s:%d", *server.server_address[:2])
+    scheme = "http"
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    log.info("listening on %s://%s:%d", scheme, *server.server_address[:2])
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -46,7 +46,13 @@ def app_environment(
 
     ``upgrades_table``, ``schedule`` and ``callback_hosts`` are left to the app's defaults when not given.
     """
-    env = sandbox.environment() | {"AzureWebJobsStorage": storage, "UPGRADE_STATUS_QUEUE": status_queue}
+    env = sandbox.environment() | {
+        "AzureWebJobsStorage": storage,
+        "UPGRADE_STATUS_QUEUE": status_queue,
+        # The host resolves %CONSENT_CHECK_SCHEDULE% in KeepConsentAlive's function.json: like Azure (where the
+        # infra sets it), it must exist as a setting, not only as the app's default.
+        "CONSENT_CHECK_SCHEDULE": "0 30 3 * * *",
+    }
     if upgrades_table is not None:
         env["UPGRADES_TABLE"] = upgrades_table
     if schedule is not None:

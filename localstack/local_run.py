@@ -108,7 +108,8 @@ def seed_sandbox(sandbox: Sandbox) -> SamSeed:
     """SAM credentials and the demo customers; any other customer behaves like "eligible" (not 30 minutes)."""
     from sandbox.customers import ELIGIBLE  # noqa: PLC0415 - real mode never needs the stand-ins
 
-    seed = sandbox.seed_sam_credentials()
+    # CALLBACK_SIGNING_KEY set: callbacks are signed with it, so examples/webhook_receiver.py can verify them.
+    seed = sandbox.seed_sam_credentials(callback_signing_key=os.environ.get("CALLBACK_SIGNING_KEY") or None)
     sandbox.add_demo_customers()
     sandbox.partner_center.default_customer = dataclasses.replace(ELIGIBLE, customer_id="", name="", summary="")
     return seed

@@ -96,17 +96,20 @@ class Sandbox:
         for stand_in in self.stand_ins:
             stand_in.reset()
 
-    def seed_sam_credentials(self, *, refresh_token_age_hours: float = 0.0, mfa: bool = True) -> SamSeed:
+    def seed_sam_credentials(
+        self, *, refresh_token_age_hours: float = 0.0, mfa: bool = True, callback_signing_key: str | None = None
+    ) -> SamSeed:
         """Register a SAM app in Entra, issue its refresh token (aged as asked, in Entra and in Key Vault) and
         store app id, app secret, refresh token and a callback signing key under the default secret names.
         `mfa=False`: the consent behind the refresh token had no MFA, so its access tokens carry `amr: ["pwd"]`
-        and Partner Center refuses them (401, code 900421)."""
+        and Partner Center refuses them (401, code 900421). `callback_signing_key`: that value instead of a random
+        one (so a receiver started by hand can verify the local app's callbacks)."""
         app_id = str(uuid.uuid4())
         app_secret = secrets.token_urlsafe(30)
         issued_at = self.clock() - refresh_token_age_hours * 3600
         self.entra.register_app(app_id, app_secret)
         refresh_token = self.entra.issue_refresh_token(app_id, issued_at=issued_at, mfa=mfa)
-        signing_key = secrets.token_hex(32)
+        signing_key = callback_signing_key or secrets.token_hex(32)
         self.key_vault.seed(APP_ID_SECRET, app_id)
         self.key_vault.seed(APP_SECRET_SECRET, app_secret)
         version = self.key_vault.seed(REFRESH_TOKEN_SECRET, refresh_token, created=issued_at)

@@ -325,6 +325,7 @@ def test_a_refresh_token_that_needs_consent_is_502_consent_required_logged_once(
     assert f"AADSTS{aadsts}" in problem["detail"] and "consent" in problem["detail"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and f"AADSTS{aadsts}" in errors[0].getMessage()
+    assert "problemType=urn:partner-center-upgrade:problem:consent-required" in errors[0].getMessage()  # the alert
     assert sandbox.partner_center.log == []
 
 

@@ -119,7 +119,13 @@ def wait_for[T](probe: Callable[[], T | None], timeout: float, what: str) -> T:
 @pytest.fixture
 def e2e_env(app_env: dict[str, str], configure: Callable[..., None]) -> dict[str, str]:
     """The conftest environment (sandbox + Azurite + this test's queue and table) with a seconds-long schedule."""
-    schedule = {"STATUS_FIRST_CHECK_SECONDS": "1", "STATUS_MAX_INTERVAL_SECONDS": "2"}
+    # CONSENT_CHECK_SCHEDULE: KeepConsentAlive's function.json names %CONSENT_CHECK_SCHEDULE%, which a host can only
+    # index when the app setting exists (infra sets it in Azure).
+    schedule = {
+        "STATUS_FIRST_CHECK_SECONDS": "1",
+        "STATUS_MAX_INTERVAL_SECONDS": "2",
+        "CONSENT_CHECK_SCHEDULE": "0 30 3 * * *",
+    }
     configure(**schedule)
     return app_env | schedule
 
