@@ -1,4 +1,5 @@
-"""A callback receiver on https://localhost:<port>, with a certificate from the sandbox's local CA."""
+"""A callback receiver on https://localhost:<port> (listening on 127.0.0.1), with a certificate from the sandbox's
+local CA: for localhost, or for the `names` given (a receiver that poses as hooks.example.test)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Delivery:
 
 
 class CallbackReceiver:
-    def __init__(self, ca: LocalCA, status: int = 204) -> None:
+    def __init__(self, ca: LocalCA, status: int = 204, names: tuple[str, ...] = ()) -> None:
         self.status = status
         self.deliveries: list[Delivery] = []
         receiver = self
@@ -39,12 +40,16 @@ class CallbackReceiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._server.socket = ca.server_context().wrap_socket(self._server.socket, server_side=True)
+        self._server.socket = ca.server_context(*names).wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"https://localhost:{self._server.server_address[1]}/hooks/upgrades"
+        return f"https://localhost:{self.port}/hooks/upgrades"
 
     def __enter__(self) -> Self:
         self._thread.start()
