@@ -54,7 +54,7 @@ param authorityHost string = environment().authentication.loginEndpoint
 @description('External base URL for Location headers when the app is behind API Management / Front Door. Empty = https://<the function app\'s default host name>.')
 param publicBaseUrl string = ''
 
-@description('Comma-separated host names (exact, or *.suffix) a callbackUrl may target. Empty = unset (callbacks off).')
+@description('Comma-separated host names (exact, or *.suffix; host:port when not 443) a callbackUrl may target. Empty = unset (callbacks off).')
 param callbackAllowedHosts string = ''
 
 @description('Run the Partner Center eligibility check before creating an upgrade.')

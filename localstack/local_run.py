@@ -254,7 +254,9 @@ class LocalStack:
             self.notes.append(f"port {self.callback_port} is in use: the callback receiver is on {sink.port}")
 
         storage = DEVELOPMENT_STORAGE if self.azurite.is_default_ports else self.azurite.connection_string
-        environ = app_environment(sandbox, storage, schedule=LOCAL_RUN_SCHEDULE, callback_hosts="localhost")
+        environ = app_environment(
+            sandbox, storage, schedule=LOCAL_RUN_SCHEDULE, callback_hosts=f"localhost:{sink.port}"
+        )
         self.environ = environ | {name: os.environ[name] for name in SCHEDULE_SETTINGS if os.environ.get(name)}
         for name in FOREIGN_SETTINGS:
             if name in os.environ:

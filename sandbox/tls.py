@@ -42,9 +42,11 @@ class LocalCA:
         self.key_path.write_bytes(self._server_cert.private_key_pem.bytes())
         self.key_path.chmod(0o600)
 
-    def server_context(self) -> ssl.SSLContext:
-        """A fresh server-side TLS context presenting the certificate for 127.0.0.1 and localhost."""
+    def server_context(self, *names: str) -> ssl.SSLContext:
+        """A fresh server-side TLS context presenting the certificate for 127.0.0.1 and localhost, or, when
+        `names` are given, a new certificate for those names (e.g. a callback receiver posing as
+        hooks.example.test while it listens on 127.0.0.1)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._server_cert.configure_cert(context)
+        (self._ca.issue_cert(*names) if names else self._server_cert).configure_cert(context)
         return context

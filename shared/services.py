@@ -162,9 +162,10 @@ class Services:
 
     @lazy
     def callbacks(self) -> CallbackSender:
+        from shared.tracking.callback_transport import callback_session
         from shared.tracking.callbacks import CallbackSender
 
-        return CallbackSender(self.settings, self.secrets, http_session(), self.clock)
+        return CallbackSender(self.settings, self.secrets, callback_session(), self.clock)
 
     @lazy
     def tracker(self) -> Tracker:

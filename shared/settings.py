@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared.correlation import GUID_PATTERN
+from shared.tracking.callback_urls import parse_allowed_host
 
 
 class ConfigurationError(Exception):
@@ -41,7 +42,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPGRADE_STATUS_QUEUE", "upgrade-status", "status-check queue"),
     SettingSpec("UPGRADES_TABLE", "upgrades", "status records and idempotency keys"),
     SettingSpec("PUBLIC_BASE_URL", None, "external base URL for Location (API Management / Front Door)"),
-    SettingSpec("CALLBACK_ALLOWED_HOSTS", None, "comma-separated callback hosts (exact or *.suffix); unset = off"),
+    SettingSpec(
+        "CALLBACK_ALLOWED_HOSTS",
+        None,
+        "comma-separated callback hosts (exact or *.suffix; :port if not 443); unset = off",
+    ),
     SettingSpec("CHECK_ELIGIBILITY", "true", "run the eligibility check before creating"),
     SettingSpec("STATUS_FIRST_CHECK_SECONDS", "60", "delay before the first status check"),
     SettingSpec("STATUS_MAX_INTERVAL_SECONDS", "900", "longest interval between status checks"),
@@ -61,9 +66,6 @@ _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _NCRONTAB = re.compile(r"^\S+( \S+){5}$")  # six fields: second minute hour day month day-of-week
-_HOST_PATTERN = re.compile(
-    r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
 
 
 @dataclass(frozen=True)
@@ -222,8 +224,10 @@ class _Reader:
         if value is None:
             return ()
         hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
-        if not hosts or not all(_HOST_PATTERN.fullmatch(h) for h in hosts):
-            self.problems.append(f"{name} must be comma-separated host names (exact, or *.suffix)")
+        if not hosts or not all(parse_allowed_host(h) for h in hosts):
+            self.problems.append(
+                f"{name} must be comma-separated host names (exact, or *.suffix), each optionally with :port"
+            )
         return hosts
 
     def storage(self) -> StorageSettings:

@@ -5,22 +5,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import SamSeed, Sandbox
+from shared.services import services
+from shared.tracking.callback_transport import callback_session
+from shared.tracking.callbacks import CallbackSender, Delivery
 from support.harness import AppHarness
 from support.receiver import CallbackReceiver
 
 
 @pytest.fixture
 def receiver(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[CallbackReceiver]:
-    configure(CALLBACK_ALLOWED_HOSTS="localhost")
     with CallbackReceiver(sandbox.ca) as server:
+        configure(CALLBACK_ALLOWED_HOSTS=f"localhost:{server.port}")  # an exact entry: loopback allowed
         yield server
 
 
@@ -155,3 +160,136 @@ def test_a_callback_url_for_an_existing_upgrade_that_is_already_final_is_called_
     assert answer.json()["existing"] is True and answer.json()["status"] == "Completed"
     assert [json.loads(d.body)["upgradeId"] for d in receiver.deliveries] == [upgrade_id]
     assert app.get(upgrade_id, customer).json()["callback"]["state"] == "delivered"
+
+
+# --- where a callback really connects -------------------------------------------------------------------
+
+
+class Names:
+    """A resolver with the shape of socket.getaddrinfo over a fixed table (names under .test resolve nowhere
+    else), given to the CallbackSender as its collaborator; records every name looked up."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.looked_up: list[str] = []
+
+    def __call__(self, host: str, port: int, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        self.looked_up.append(host)
+        if host not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in self.table[host]
+        ]
+
+
+def resolve_with(table: dict[str, list[str]]) -> Names:
+    """Install a CallbackSender that resolves through `table` (before the tracker is built)."""
+    names = Names(table)
+    app = services()
+    app.callbacks = CallbackSender(app.settings, app.secrets, callback_session(), app.clock, resolve=names)
+    return names
+
+
+RESOURCE = {"upgradeId": str(uuid.uuid4()), "status": "Completed"}
+
+
+@pytest.fixture
+def posing_receiver(sandbox: Sandbox) -> Iterator[CallbackReceiver]:
+    """A receiver on 127.0.0.1 whose certificate names cb.example.test and hooks.example.test, so that only the
+    app's address check can stop a callback to those names from arriving."""
+    with CallbackReceiver(sandbox.ca, names=("cb.example.test", "hooks.example.test")) as server:
+        yield server
+
+
+def test_a_backslash_url_is_refused_at_send_time(
+    app: AppHarness, configure: Callable[..., None], receiver: CallbackReceiver
+) -> None:
+    # Stored before submission refused it (or the allow-list changed): send time checks on its own.
+    configure(CALLBACK_ALLOWED_HOSTS=f"*.example.com,*.example.com:{receiver.port}")
+    sender = services().callbacks
+
+    for url in ("https://127.0.0.1\\.example.com/hooks", f"https://127.0.0.1:{receiver.port}\\.example.com/hooks"):
+        assert sender.deliver(url, RESOURCE) is Delivery.REFUSED
+
+    assert receiver.deliveries == []
+
+
+def test_a_wildcard_host_that_resolves_to_loopback_is_refused_at_send_time(
+    app: AppHarness,
+    sandbox: Sandbox,
+    configure: Callable[..., None],
+    posing_receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+) -> None:
+    configure(CALLBACK_ALLOWED_HOSTS=f"*.example.test:{posing_receiver.port}")
+    names = resolve_with({"cb.example.test": ["127.0.0.1"]})
+    url = f"https://cb.example.test:{posing_receiver.port}/hooks/upgrades"
+    upgrade_id, customer = submit(app, sandbox, url, Step(0, "Completed"))
+
+    run_to_end(app, virtual_clock, upgrade_id, customer)
+
+    assert names.looked_up == ["cb.example.test"]
+    assert posing_receiver.deliveries == []
+    assert app.get(upgrade_id, customer).json()["callback"] == {"url": url, "state": "failed", "attempts": 1}
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",  # noqa: S104
+     "240.0.0.1", "::1", "::ffff:127.0.0.1", "fd00::1", "fe80::1", "::"],
+)  # fmt: skip
+def test_a_wildcard_host_resolving_to_any_non_public_address_is_refused(
+    app: AppHarness, configure: Callable[..., None], address: str
+) -> None:
+    configure(CALLBACK_ALLOWED_HOSTS="*.example.test")
+    names = resolve_with({"cb.example.test": ["93.184.215.14", address]})  # one bad address is enough
+
+    assert services().callbacks.deliver("https://cb.example.test/x", RESOURCE) is Delivery.REFUSED
+    assert names.looked_up == ["cb.example.test"]
+
+
+def test_an_exact_entry_connects_to_the_address_it_checked_with_the_name_for_tls_and_host(
+    app: AppHarness,
+    sandbox: Sandbox,
+    configure: Callable[..., None],
+    posing_receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+) -> None:
+    configure(CALLBACK_ALLOWED_HOSTS=f"hooks.example.test:{posing_receiver.port}")
+    names = resolve_with({"hooks.example.test": ["127.0.0.1"]})
+    url = f"https://hooks.example.test:{posing_receiver.port}/hooks/upgrades"
+    upgrade_id, customer = submit(app, sandbox, url, Step(0, "Completed"))
+
+    run_to_end(app, virtual_clock, upgrade_id, customer)
+
+    # hooks.example.test resolves nowhere but in the sender's resolver: the request went to the address checked.
+    [delivery] = posing_receiver.deliveries
+    assert delivery.headers["Host"] == f"hooks.example.test:{posing_receiver.port}"
+    assert names.looked_up == ["hooks.example.test"]
+    assert app.get(upgrade_id, customer).json()["callback"]["state"] == "delivered"
+
+
+def test_when_an_address_does_not_connect_the_next_checked_one_is_tried(
+    app: AppHarness, receiver: CallbackReceiver
+) -> None:
+    resolve_with({"localhost": ["127.0.0.2", "127.0.0.1"]})  # nothing listens on 127.0.0.2
+
+    assert services().callbacks.deliver(receiver.url, RESOURCE) is Delivery.DELIVERED
+    assert len(receiver.deliveries) == 1
+
+
+def test_a_port_no_longer_on_the_allow_list_is_refused_at_send_time(
+    app: AppHarness,
+    sandbox: Sandbox,
+    configure: Callable[..., None],
+    receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+) -> None:
+    upgrade_id, customer = submit(app, sandbox, receiver.url, Step(0, "Completed"))
+    configure(CALLBACK_ALLOWED_HOSTS="localhost")  # port 443 only now
+
+    run_to_end(app, virtual_clock, upgrade_id, customer)
+
+    assert receiver.deliveries == []
+    assert app.get(upgrade_id, customer).json()["callback"]["state"] == "failed"

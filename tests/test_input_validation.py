@@ -134,6 +134,21 @@ def test_a_callback_url_while_callbacks_are_off_is_400(app: AppHarness, sandbox:
         "hooks.example.com/x",
         "https://example.com/x",  # *.example.com does not cover the apex
         12,
+        # urlsplit reads the host as "127.0.0.1\\.example.com"; requests (urllib3) connects to 127.0.0.1:443.
+        "https://127.0.0.1\\.example.com/x",
+        "https://hooks.example.com\\@127.0.0.1/x",
+        "https://hooks.example.com:8443/x",  # only 443 unless the entry names the port
+        "https://hooks.example.com:443@127.0.0.1/x",
+        "https://hooks%2eexample.com/x",  # %-escape in the host
+        "https://127.0.0.1%2f.example.com/x",
+        "https://hooks..example.com/x",  # empty label
+        "https://hooks.example.com./x",
+        "https://h\u00f6oks.example.com/x",  # non-ASCII (IDNA is not supported)
+        "https://xn--hks-sna.example.com\t/x",  # control character
+        "https://hooks.example.com\x7f/x",
+        "https://hooks_1.example.com/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://localhost:8443/x",
     ],
 )
 def test_a_callback_url_that_is_not_allowed_is_400(
@@ -146,6 +161,22 @@ def test_a_callback_url_that_is_not_allowed_is_400(
     assert answer.status == 400
     assert_problem(answer.json(), 400, "validation-failed", "callbackUrl")
     assert_untouched(sandbox)
+
+
+def test_a_callback_url_on_a_port_the_allow_list_names_is_accepted(
+    app: AppHarness, sandbox: Sandbox, configure: Callable[..., None]
+) -> None:
+    configure(CALLBACK_ALLOWED_HOSTS="*.example.com:8443,hooks.contoso.com:9000")
+    customer = str(uuid.uuid4())
+
+    accepted = app.post(
+        {"customerId": customer, "productFamily": "Azure", "callbackUrl": "https://a.example.com:8443/x"}
+    )
+    refused = app.post({"customerId": customer, "productFamily": "Azure", "callbackUrl": "https://a.example.com/x"})
+
+    assert accepted.status == 202, accepted.body
+    assert refused.status == 400
+    assert "port" in refused.json()["errors"][0]["detail"]
 
 
 def test_get_with_a_malformed_id_is_400_and_touches_nothing(app: AppHarness, sandbox: Sandbox) -> None:

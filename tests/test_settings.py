@@ -67,6 +67,25 @@ def test_follow_link_batch_and_consent_settings_are_read_and_validated() -> None
         assert name in str(caught.value)
 
 
+def test_callback_hosts_may_name_a_port() -> None:
+    env = REQUIRED | {"CALLBACK_ALLOWED_HOSTS": " Hooks.Contoso.com:8443, *.crm.contoso.com ,localhost:7072"}
+
+    settings = Settings.from_env(env)
+
+    assert settings.callback_allowed_hosts == ("hooks.contoso.com:8443", "*.crm.contoso.com", "localhost:7072")
+
+
+@pytest.mark.parametrize(
+    "value", ["hooks.contoso.com:0", "hooks.contoso.com:65536", "hooks.contoso.com:", "*.contoso.com:https", ":443",
+              "hooks..contoso.com", "*.*.contoso.com", "hooks.contoso.com:443:443", "[::1]:443"]
+)  # fmt: skip
+def test_a_bad_callback_host_entry_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(REQUIRED | {"CALLBACK_ALLOWED_HOSTS": value})
+
+    assert "CALLBACK_ALLOWED_HOSTS" in str(caught.value)
+
+
 def test_every_problem_is_reported_at_once_by_name_without_values() -> None:
     env = {
         "KEY_VAULT_URL": "http://not-tls.example",

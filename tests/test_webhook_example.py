@@ -38,7 +38,6 @@ def load_example() -> ModuleType:
 @pytest.fixture
 def serve(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[Callable[..., str]]:
     """Start the example receiver over TLS; returns its callback URL."""
-    configure(STATUS_FIRST_CHECK_SECONDS="1", STATUS_MAX_INTERVAL_SECONDS="1", CALLBACK_ALLOWED_HOSTS="localhost")
     example = load_example()
     servers: list[ThreadingHTTPServer] = []
 
@@ -47,6 +46,8 @@ def serve(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[Callable
         server.socket = sandbox.ca.server_context().wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
+        allowed = ",".join(f"localhost:{s.server_address[1]}" for s in servers)  # not 443: each port is listed
+        configure(STATUS_FIRST_CHECK_SECONDS="1", STATUS_MAX_INTERVAL_SECONDS="1", CALLBACK_ALLOWED_HOSTS=allowed)
         return f"https://localhost:{server.server_address[1]}/upgrade-events"
 
     yield start

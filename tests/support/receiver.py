@@ -1,4 +1,5 @@
-"""A callback receiver on https://localhost:<port>, with a certificate from the sandbox's local CA."""
+"""A callback receiver on https://localhost:<port> (listening on 127.0.0.1), with a certificate from the sandbox's
+local CA: for localhost, or for the `names` given (a receiver that poses as hooks.example.test)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ class Delivery:
 
 
 class CallbackReceiver:
-    def __init__(self, ca: LocalCA, status: int = 204) -> None:
+    def __init__(self, ca: LocalCA, status: int = 204, names: tuple[str, ...] = ()) -> None:
         self.status = status
         self.deliveries: list[Delivery] = []
-        self._server = LoopbackServer(self._serve, tls=ca.server_context(), name="receiver", host_name="localhost")
+        self._server = LoopbackServer(
+            self._serve, tls=ca.server_context(*names), name="receiver", host_name="localhost"
+        )
 
     def _serve(self, request: Request) -> Reply:
         self.deliveries.append(Delivery(request.path, dict(request.headers), request.body))
         return Reply(self.status)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
