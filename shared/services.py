@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
 
+    from shared.api.follow_links import FollowLinks
     from shared.key_vault import SecretStore
     from shared.partner_center.client import PartnerCenterClient
     from shared.partner_center.sam import SamTokenProvider
@@ -95,6 +96,12 @@ class Services:
             read_timeout=10,
         )
         return SecretStore(client, self.clock)
+
+    @lazy
+    def follow_links(self) -> FollowLinks:
+        from shared.api.follow_links import FollowLinks
+
+        return FollowLinks(self.settings, self.secrets, self.clock)
 
     @lazy
     def tokens(self) -> SamTokenProvider:
