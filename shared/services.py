@@ -1,7 +1,7 @@
 """The per-process collaborators, each built lazily on first use and then reused.
 
-`services()` is the one accessor the function entry points use. Building a member imports its SDK, so a
-GetUpgradeStatus instance that never needs Key Vault never imports it. Building is single-flight: 32
+`services()` is the one accessor the function entry points use. Building a member imports its SDK, so an
+instance imports only what its requests need (a final 200 needs no Key Vault). Building is single-flight: 32
 concurrent first requests get one SecretClient, one token provider, one session.
 `reset_services()` drops everything (the environment changed, e.g. between tests or in devhost).
 """
