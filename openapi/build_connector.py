@@ -16,6 +16,8 @@ Swagger 2.0 and the Power Platform connector designer understand:
 - An operation marked `x-ms-long-running-operation` gets, besides its own `202`, a `200` that is the `200` of
   its `x-polling-operation`: that is the body the action outputs once Power Automate has followed `Location`
   to the end, so the designer offers the final status's fields as dynamic content.
+- Operations marked `x-connector-omit` are left out: the anonymous follow routes are where `Location` points,
+  which Power Automate follows by itself, not actions a flow author picks.
 - Security: one `apiKey` scheme named `api_key`, sent as the `x-functions-key` header (apiProperties.json
   declares the matching `api_key` connection parameter). `host` is a placeholder unless `--host` is given.
 Only PyYAML and the standard library are needed.
@@ -111,7 +113,13 @@ class _Builder:
     def document(self, host: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}
         for path, item in self.spec["paths"].items():
-            paths[path] = {method: self.operation(item[method]) for method in HTTP_METHODS if method in item}
+            operations = {
+                method: self.operation(item[method])
+                for method in HTTP_METHODS
+                if method in item and not item[method].get("x-connector-omit")
+            }
+            if operations:
+                paths[path] = operations
         return {
             "swagger": "2.0",
             "info": {

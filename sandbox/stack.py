@@ -37,6 +37,7 @@ APP_ID_SECRET = "partner-center-app-id"
 APP_SECRET_SECRET = "partner-center-app-secret"
 REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
 CALLBACK_SIGNING_KEY_SECRET = "callback-signing-key"
+STATUS_LINK_KEY_SECRET = "status-link-signing-key"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class SamSeed:
     refresh_token: str
     callback_signing_key: str
     refresh_token_version: str
+    status_link_key: str
 
 
 class Sandbox:
@@ -100,7 +102,8 @@ class Sandbox:
         self, *, refresh_token_age_hours: float = 0.0, mfa: bool = True, callback_signing_key: str | None = None
     ) -> SamSeed:
         """Register a SAM app in Entra, issue its refresh token (aged as asked, in Entra and in Key Vault) and
-        store app id, app secret, refresh token and a callback signing key under the default secret names.
+        store app id, app secret, refresh token, a callback signing key and a follow-link signing key (base64url of
+        32 random bytes, as the consent tool creates it) under the default secret names.
         `mfa=False`: the consent behind the refresh token had no MFA, so its access tokens carry `amr: ["pwd"]`
         and Partner Center refuses them (401, code 900421). `callback_signing_key`: that value instead of a random
         one (so a receiver started by hand can verify the local app's callbacks)."""
@@ -114,7 +117,9 @@ class Sandbox:
         self.key_vault.seed(APP_SECRET_SECRET, app_secret)
         version = self.key_vault.seed(REFRESH_TOKEN_SECRET, refresh_token, created=issued_at)
         self.key_vault.seed(CALLBACK_SIGNING_KEY_SECRET, signing_key)
-        return SamSeed(app_id, app_secret, refresh_token, signing_key, version)
+        link_key = secrets.token_urlsafe(32)
+        self.key_vault.seed(STATUS_LINK_KEY_SECRET, link_key)
+        return SamSeed(app_id, app_secret, refresh_token, signing_key, version, link_key)
 
     def add_demo_customers(self) -> None:
         for customer in DEMO_CUSTOMERS:

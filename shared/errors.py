@@ -80,6 +80,22 @@ class NotFound(UpgradeError):
     status, slug, title = 404, "not-found", "No such upgrade"
 
 
+class BatchNotFound(NotFound):
+    title = "No such batch"
+
+
+class InvalidFollowLink(UpgradeError):
+    """A follow link without a valid signature, or past its expiry. Says nothing about the upgrade or batch."""
+
+    status, slug, title = 401, "invalid-follow-link", "The follow link is not valid"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the link is incomplete, was changed or has expired; start again from the Location of a new request, "
+            "or call the statusUri with the function key"
+        )
+
+
 class IdempotencyKeyReused(UpgradeError):
     status, slug, title = 422, "idempotency-key-reused", "The Idempotency-Key was used with a different body"
 

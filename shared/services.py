@@ -1,7 +1,7 @@
 """The per-process collaborators, each built lazily on first use and then reused.
 
-`services()` is the one accessor the function entry points use. Building a member imports its SDK, so a
-GetUpgradeStatus instance that never needs Key Vault never imports it. Building is single-flight: 32
+`services()` is the one accessor the function entry points use. Building a member imports its SDK, so an
+instance imports only what its requests need (a final 200 needs no Key Vault). Building is single-flight: 32
 concurrent first requests get one SecretClient, one token provider, one session.
 `reset_services()` drops everything (the environment changed, e.g. between tests or in devhost).
 """
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
+    from shared.api.follow_links import FollowLinks
     from shared.key_vault import SecretStore
     from shared.partner_center.client import PartnerCenterClient
     from shared.partner_center.sam import SamTokenProvider
@@ -97,6 +98,12 @@ class Services:
             read_timeout=10,
         )
         return SecretStore(client, self.clock)
+
+    @lazy
+    def follow_links(self) -> FollowLinks:
+        from shared.api.follow_links import FollowLinks
+
+        return FollowLinks(self.settings, self.secrets, self.clock)
 
     @lazy
     def tokens(self) -> SamTokenProvider:

@@ -9,6 +9,7 @@ and that the app works with what the tool stored.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -27,7 +28,14 @@ import pytest
 import requests
 
 from sandbox import tokens
-from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, CALLBACK_SIGNING_KEY_SECRET, REFRESH_TOKEN_SECRET, Sandbox
+from sandbox.stack import (
+    APP_ID_SECRET,
+    APP_SECRET_SECRET,
+    CALLBACK_SIGNING_KEY_SECRET,
+    REFRESH_TOKEN_SECRET,
+    STATUS_LINK_KEY_SECRET,
+    Sandbox,
+)
 from support.harness import AppHarness
 from support.leaks import known_secrets
 from tools import consent
@@ -202,7 +210,8 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     app: AppHarness, sandbox: Sandbox, sam_app: SamApp, run_tool: Callable[..., ToolRun]
 ) -> None:
     vault, entra = sandbox.key_vault, sandbox.entra
-    before = {name: len(vault.versions(name)) for name in (*SAM_NAMES, CALLBACK_SIGNING_KEY_SECRET)}
+    keys = (CALLBACK_SIGNING_KEY_SECRET, STATUS_LINK_KEY_SECRET)
+    before = {name: len(vault.versions(name)) for name in (*SAM_NAMES, *keys)}
 
     run = consent_once(sandbox, run_tool, sam_app)
 
@@ -219,13 +228,14 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     assert redemption.status == 200 and redemption.form["grant_type"] == "authorization_code"
     assert redemption.form["redirect_uri"] == redirect_uri and redemption.form["code_verifier"]
 
-    # What reached the vault: one new version of each SAM secret; the existing callback key kept.
-    after = {name: vault.versions(name) for name in (*SAM_NAMES, CALLBACK_SIGNING_KEY_SECRET)}
+    # What reached the vault: one new version of each SAM secret; the existing callback and link keys kept.
+    after = {name: vault.versions(name) for name in (*SAM_NAMES, *keys)}
     assert {name: len(versions) - before[name] for name, versions in after.items()} == {
         APP_ID_SECRET: 1,
         APP_SECRET_SECRET: 1,
         REFRESH_TOKEN_SECRET: 1,
         CALLBACK_SIGNING_KEY_SECRET: 0,
+        STATUS_LINK_KEY_SECRET: 0,
     }
     app_id, app_secret, refresh_token = (after[name][-1] for name in SAM_NAMES)
     assert app_id["value"] == sam_app.client_id and app_secret["value"] == sam_app.client_secret
@@ -242,6 +252,7 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     for name, version in version_of.items():
         assert any(name in line and version in line for line in run.out), run.stdout
     assert reported(run, CALLBACK_SIGNING_KEY_SECRET, "kept") and reported(run, REFRESH_TOKEN_SECRET, "written")
+    assert reported(run, STATUS_LINK_KEY_SECRET, "kept")
     assert "x-functions-key" in run.stdout  # the next step: the smoke test
     assert_nothing_secret_printed(sandbox, sam_app, run)
 
@@ -263,23 +274,25 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     assert (claims["appid"], claims["upn"]) == (sam_app.client_id, sam_app.user)  # minted from the consent
 
 
-def test_rerunning_writes_new_versions_and_the_callback_key_is_created_once(
+def test_rerunning_writes_new_versions_and_the_callback_and_link_keys_are_created_once(
     sandbox: Sandbox, sam_app: SamApp, run_tool: Callable[..., ToolRun]
 ) -> None:
-    """Secret names come from the app's settings; the callback key is never overwritten unless asked to."""
+    """Secret names come from the app's settings; the callback key is never overwritten unless asked to, the
+    follow-link key never (replacing it would break every link handed out)."""
     unique = uuid.uuid4().hex[:10]
     names = dict(
         zip(
             consent.NAME_SETTINGS,
-            (f"app-id-{unique}", f"app-secret-{unique}", f"rt-{unique}", f"cb-{unique}"),
+            (f"app-id-{unique}", f"app-secret-{unique}", f"rt-{unique}", f"cb-{unique}", f"link-{unique}"),
             strict=True,
         )
     )
-    app_id_name, app_secret_name, rt_name, key_name = names.values()
+    app_id_name, app_secret_name, rt_name, key_name, link_name = names.values()
     port = free_port()  # the same port every run: a re-run must be able to listen again at once
 
     first = consent_once(sandbox, run_tool, sam_app, port=port, env=names)
     key = sandbox.key_vault.versions(key_name)
+    link_key = sandbox.key_vault.versions(link_name)
     second = consent_once(sandbox, run_tool, sam_app, port=port, env=names)
     kept = sandbox.key_vault.versions(key_name)
     third = consent_once(sandbox, run_tool, sam_app, "--rotate-callback-key", port=port, env=names)
@@ -291,20 +304,27 @@ def test_rerunning_writes_new_versions_and_the_callback_key_is_created_once(
     assert len(rotated) == 2 and rotated[-1]["value"] != key[0]["value"]
     assert reported(first, key_name, "created") and reported(second, key_name, "kept")
     assert reported(third, key_name, "rotated")
+    assert len(link_key) == 1 and link_key[0]["tags"] == {"writtenBy": "tools.consent"}
+    value = link_key[0]["value"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value) and len(base64.urlsafe_b64decode(value + "=")) == 32
+    assert sandbox.key_vault.versions(link_name) == link_key  # kept by the second and third runs
+    assert reported(first, link_name, "created") and reported(second, link_name, "kept")
+    assert reported(third, link_name, "kept")
     tokens_stored = [v["value"] for v in sandbox.key_vault.versions(rt_name)]
     assert len(tokens_stored) == 3 and len(set(tokens_stored)) == 3
     assert set(tokens_stored) <= set(sandbox.entra.issued_refresh_tokens())
     assert [len(sandbox.key_vault.versions(n)) for n in (app_id_name, app_secret_name)] == [3, 3]
     for name in (REFRESH_TOKEN_SECRET, APP_SECRET_SECRET):
         assert sandbox.key_vault.writes(name) == 0  # the default names were left alone
-    assert_nothing_secret_printed(sandbox, sam_app, first, second, third, names=(key_name, rt_name, app_secret_name))
+    printed_names = (key_name, rt_name, app_secret_name, link_name)
+    assert_nothing_secret_printed(sandbox, sam_app, first, second, third, names=printed_names)
 
 
 # --- refusals: one line on stderr, exit code 1, nothing written ------------------------------------------------
 
 
 def assert_nothing_written(sandbox: Sandbox) -> None:
-    for name in (*SAM_NAMES, CALLBACK_SIGNING_KEY_SECRET):
+    for name in (*SAM_NAMES, CALLBACK_SIGNING_KEY_SECRET, STATUS_LINK_KEY_SECRET):
         assert sandbox.key_vault.writes(name) == 0, name
 
 
@@ -437,7 +457,11 @@ def test_command_line_checks_and_defaults(capsys: pytest.CaptureFixture[str]) ->
     assert options.scope == "https://api.partnercenter.microsoft.com/user_impersonation"
     assert (options.port, options.open_browser, options.rotate_callback_key) == (8400, True, False)
     assert options.names == consent.SecretNames(
-        "partner-center-app-id", "partner-center-app-secret", "partner-center-refresh-token", "callback-signing-key"
+        "partner-center-app-id",
+        "partner-center-app-secret",
+        "partner-center-refresh-token",
+        "callback-signing-key",
+        "status-link-signing-key",
     )
     url = "https://kv-abc123.vault.usgovcloudapi.net/"
     assert consent.parse_args(["--vault", url, "--tenant", "contoso.onmicrosoft.com", "--client-id", client,
@@ -453,7 +477,7 @@ def test_command_line_checks_and_defaults(capsys: pytest.CaptureFixture[str]) ->
     assert consent.main(["--vault", "kv-abc123", "--tenant", tenant, "--client-id", client,
                          "--client-secret-env", "UNSET_VARIABLE_FOR_TEST"]) == 1  # fmt: skip
     assert "UNSET_VARIABLE_FOR_TEST (--client-secret-env) is not set" in capsys.readouterr().err
-    with pytest.raises(consent.ConsentError, match="must name four different secrets"):
+    with pytest.raises(consent.ConsentError, match="must name five different secrets"):
         consent.SecretNames.from_env({"PARTNER_CENTER_APP_SECRET_SECRET": "partner-center-app-id"})
 
 

@@ -37,7 +37,7 @@ from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import check_response
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_PARTS = ("host.json", "CreateUpgrade", "GetUpgradeStatus", "UpgradeStatus", "shared")
+APP_PARTS = ("host.json", "CreateUpgrade", "GetUpgradeStatus", "UpgradeStatus", "Follow", "shared")
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (the copy keeps it)
 
 pytestmark = pytest.mark.timeout(60)
@@ -201,7 +201,10 @@ def test_upgrade_is_accepted_then_tracked_by_the_queue_trigger_until_completed(
     assert accepted.status_code == 202, accepted.text
     upgrade = accepted.json()
     location = accepted.headers["Location"]
-    assert location == f"{host.url}/api/upgrades/{upgrade['upgradeId']}?customerId={customer.customer_id}"
+    # A follow link (the anonymous Follow function), built from the request's Host as devhost passes it on.
+    follow_link = f"{host.url}/api/follow/upgrades/{upgrade['upgradeId']}?customerId={customer.customer_id}&expires="
+    assert location.startswith(follow_link), location
+    assert upgrade["statusUri"] == f"{host.url}/api/upgrades/{upgrade['upgradeId']}?customerId={customer.customer_id}"
     assert accepted.headers["x-correlation-id"] == correlation_id
     assert int(accepted.headers["Retry-After"]) >= 1
     replay = client.post_upgrade(body, **{"Idempotency-Key": key})

@@ -24,6 +24,7 @@ import requests
 from openapi_spec_validator import validate
 
 import shared.errors as app_errors
+from shared.api.follow_links import FOLLOW_RESOURCES, signed_url, upgrade_path
 from shared.api.http import _json as app_json_response
 from shared.api.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
 from shared.clock import iso
@@ -39,8 +40,16 @@ UPGRADE_ID = "9d2f6c1a-3b4e-4f5a-8c7d-1e2f3a4b5c6d"
 CUSTOMER_ID = "4f6a2d1e-8c3b-4e5f-9a7d-2b1c0e9f8a76"
 BASE_URL = "https://contoso-upgrades.azurewebsites.net"
 STATUS_PATH = f"/api/upgrades/{UPGRADE_ID}"
+FOLLOW_PATH = f"/api/follow/upgrades/{UPGRADE_ID}"
+FOLLOW_BATCH_PATH = f"/api/follow/batches/{UPGRADE_ID}"
 NOW = 1_795_262_400.0
-OPERATIONS = {("POST", "/api/upgrades"): "/api/upgrades", ("GET", STATUS_PATH): "/api/upgrades/{upgradeId}"}
+LINK_KEY = b"status-link-signing-key-value"
+OPERATIONS = {
+    ("POST", "/api/upgrades"): "/api/upgrades",
+    ("GET", STATUS_PATH): "/api/upgrades/{upgradeId}",
+    ("GET", FOLLOW_PATH): "/api/follow/upgrades/{upgradeId}",
+    ("GET", FOLLOW_BATCH_PATH): "/api/follow/batches/{batchId}",
+}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -110,12 +119,17 @@ def _final_record() -> UpgradeRecord:
     )
 
 
+def _follow_link(upgrade_id: str, customer_id: str) -> str:
+    """A follow link as shared.api.follow_links.FollowLinks signs it (72 h tracking + 24 h)."""
+    return signed_url(LINK_KEY, BASE_URL, upgrade_path(upgrade_id), customer_id, int(NOW) + 96 * 3600)
+
+
 def _status_response(record: UpgradeRecord) -> tuple[int, dict[str, str], bytes]:
-    """What shared.http_api._status answers for `record` (same code path for the body and headers)."""
+    """What shared.api.http._status_answer answers for `record` (same code path for the body and headers)."""
     if record.is_final:
         response = app_json_response(200, record.to_resource(), {})
     else:
-        location = status_uri(BASE_URL, record.upgrade_id, record.customer_id)
+        location = _follow_link(record.upgrade_id, record.customer_id)
         wait = retry_after_seconds((record.next_check_at or NOW) - NOW)
         response = app_json_response(202, record.to_resource(), {"Location": location, "Retry-After": str(wait)})
     return response.status_code, _wire(response), response.get_body()
@@ -162,12 +176,13 @@ def test_the_connector_build_takes_the_function_app_host() -> None:
 # --- the connector says what the spec says ------------------------------------------------------------
 
 
-def _spec_operations() -> dict[tuple[str, str], dict[str, Any]]:
+def _spec_operations(*, connector: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
+    """The spec's operations; with `connector`, only those the connector has (not `x-connector-omit`)."""
     return {
         (method, path): operation
         for path, item in spec()["paths"].items()
         for method, operation in item.items()
-        if method in ("get", "post", "put", "patch", "delete")
+        if method in ("get", "post", "put", "patch", "delete") and not (connector and operation.get("x-connector-omit"))
     }
 
 
@@ -254,16 +269,32 @@ def test_the_connector_sends_the_function_key_of_its_api_key_connection_paramete
 # --- the spec says what the function.json routes say ----------------------------------------------------
 
 
+_PARAMETER = re.compile(r"\{[^{}/]+\}")
+
+
+def _route_paths(route: str) -> set[str]:
+    """The concrete templates of a route: the follow route's `{resource}` becomes each resource the app accepts
+    there (anything else is its 401); parameter names become `{}`."""
+    routes = [route.replace("{resource}", word) for word in FOLLOW_RESOURCES] if "{resource}" in route else [route]
+    return {_PARAMETER.sub("{}", r) for r in routes}
+
+
 def test_the_spec_routes_are_the_function_json_routes() -> None:
     prefix = json.loads((ROOT / "host.json").read_text())["extensions"]["http"]["routePrefix"]
     routes = set()
     for function_json in sorted(ROOT.glob("*/function.json")):
         for binding in json.loads(function_json.read_text())["bindings"]:
             if binding["type"] == "httpTrigger":
-                assert binding["authLevel"] == "function", function_json
+                follow = binding["route"].startswith("follow/")
+                assert binding["authLevel"] == ("anonymous" if follow else "function"), function_json
                 for method in binding["methods"]:
-                    routes.add((method.lower(), f"/{prefix}/{binding['route']}"))
-    assert routes == set(_spec_operations()), "change openapi/openapi.yaml together with the routes"
+                    routes |= {(method.lower(), path) for path in _route_paths(f"/{prefix}/{binding['route']}")}
+    spec_routes = {(method, _PARAMETER.sub("{}", path)) for method, path in _spec_operations(connector=False)}
+    assert routes == spec_routes, "change openapi/openapi.yaml together with the routes"
+    for (_, path), operation in _spec_operations(connector=False).items():
+        anonymous = path.startswith("/api/follow/")
+        assert (operation.get("security") == []) == anonymous, path
+        assert bool(operation.get("x-connector-omit")) == anonymous, path
     schemes = spec()["components"]["securitySchemes"]
     assert schemes["functionKeyHeader"] == {**schemes["functionKeyHeader"], "in": "header", "name": "x-functions-key"}
     assert schemes["functionKeyQuery"] == {**schemes["functionKeyQuery"], "in": "query", "name": "code"}
@@ -326,6 +357,8 @@ ERROR_FACTORIES: dict[type[app_errors.UpgradeError], Callable[[], app_errors.Upg
     app_errors.PayloadTooLarge: lambda: app_errors.PayloadTooLarge("the body is 20480 bytes"),
     app_errors.UnsupportedMediaType: lambda: app_errors.UnsupportedMediaType("send JSON"),
     app_errors.NotFound: lambda: app_errors.NotFound("no upgrade"),
+    app_errors.BatchNotFound: lambda: app_errors.BatchNotFound("no batch"),
+    app_errors.InvalidFollowLink: app_errors.InvalidFollowLink,
     app_errors.IdempotencyKeyReused: lambda: app_errors.IdempotencyKeyReused("other body"),
     app_errors.IdempotencyKeyInFlight: lambda: app_errors.IdempotencyKeyInFlight("in flight"),
     app_errors.NotEligible: lambda: app_errors.NotEligible(
@@ -368,6 +401,7 @@ def test_every_problem_the_app_answers_is_described(error_class: type[app_errors
         (method, path)
         for (method, path), template in OPERATIONS.items()
         if str(response.status_code) in described[f"{method} {template}"]
+        and (response.status_code != 401 or template.startswith("/api/follow/"))  # else the host's empty 401
     ]
     assert operations, f"status {response.status_code} of {error_class.__name__} is described for no operation"
     for method, path in operations:
@@ -376,7 +410,7 @@ def test_every_problem_the_app_answers_is_described(error_class: type[app_errors
 
 def test_the_configuration_and_internal_problems_are_described() -> None:
     for response in (configuration_problem(CORRELATION_ID), internal_problem(CORRELATION_ID)):
-        for method, path in (("POST", "/api/upgrades"), ("GET", STATUS_PATH)):
+        for method, path in OPERATIONS:
             assert check_response(method, path, response.status_code, _wire(response), response.get_body()) == []
 
 
@@ -443,9 +477,13 @@ def _accepted(partner_center: _PartnerCenter, tracker: _Tracker) -> tuple[int, d
         }
     )
     service = UpgradeService(settings, partner_center, lambda: None, tracker, _Clock())
-    accepted = service.submit(UpgradeRequest(CUSTOMER_ID, "Azure", None), None, CORRELATION_ID, BASE_URL)
-    headers = {"Location": accepted.location, "Retry-After": str(accepted.retry_after)}
-    response = app_json_response(202, accepted.body, headers)
+    accepted = service.submit(UpgradeRequest(CUSTOMER_ID, "Azure", None), None, CORRELATION_ID)
+    body = {**accepted.body, "statusUri": status_uri(BASE_URL, accepted.upgrade_id, accepted.customer_id)}
+    headers = {
+        "Location": _follow_link(accepted.upgrade_id, accepted.customer_id),
+        "Retry-After": str(accepted.retry_after),
+    }
+    response = app_json_response(202, body, headers)
     return response.status_code, _wire(response), response.get_body()
 
 
@@ -801,8 +839,8 @@ def test_the_client_retries_safely_and_follows_location_to_the_end() -> None:
         ("POST", "/api/upgrades"),
         ("POST", "/api/upgrades"),
         ("POST", "/api/upgrades"),
-        ("GET", STATUS_PATH),
-        ("GET", STATUS_PATH),
+        ("GET", FOLLOW_PATH),
+        ("GET", FOLLOW_PATH),
     ]
     assert all(headers["x-functions-key"] == "the-function-key" for _, _, headers in app.requests)
     assert {headers["idempotency-key"] for method, _, headers in app.requests if method == "POST"} == {"crm-42"}

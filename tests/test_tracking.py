@@ -323,7 +323,8 @@ def test_the_status_route_answers_202_with_location_and_retry_after_while_pendin
     answer = app.get(upgrade_id)
 
     assert answer.status == 202
-    assert answer.header("Location") == f"https://upgrades.example.test/api/upgrades/{upgrade_id}?customerId={customer}"
+    follow_link = f"https://upgrades.example.test/api/follow/upgrades/{upgrade_id}?customerId={customer}&expires="
+    assert (answer.header("Location") or "").startswith(follow_link)
     assert answer.header("Retry-After") == "40"
     body = answer.json()
     assert body["upgradeId"] == upgrade_id and body["status"] == "InProgress" and body["checks"] == 0
@@ -404,7 +405,8 @@ def test_location_uses_public_base_url_when_set(
     answer = app.post({"customerId": customer, "productFamily": "Azure"})
 
     upgrade_id = answer.json()["upgradeId"]
-    assert answer.header("Location") == f"{public_base}/api/upgrades/{upgrade_id}?customerId={customer}"
+    assert (answer.header("Location") or "").startswith(f"{public_base}/api/follow/upgrades/{upgrade_id}?customerId=")
+    assert answer.json()["statusUri"] == f"{public_base}/api/upgrades/{upgrade_id}?customerId={customer}"
 
 
 def test_a_stale_record_that_partner_center_no_longer_knows_ends_failed_not_404(

@@ -14,7 +14,8 @@ go to Key Vault under the names the app reads.
    App+User calls without it since 2026-04-01, so a consent without MFA is refused and nothing is written.
 3. Writes new versions of the app id, the app secret and the refresh token (expiring in 90 days, the refresh
    token's lifetime) to the vault with `DefaultAzureCredential` (the operator's `az login`), tagged with who
-   consented; creates the callback signing key if the vault has none (`--rotate-callback-key` replaces it).
+   consented; creates the callback signing key if the vault has none (`--rotate-callback-key` replaces it), and
+   the follow-link signing key (`STATUS_LINK_KEY_SECRET`: base64url of 32 random bytes) if the vault has none.
 4. Prints what it wrote: names, versions, expiry. Never a secret value.
 
 Running it again writes new versions: that is how consent is renewed after AADSTS50076/50078/700082.
@@ -28,6 +29,7 @@ parameter for extra query fields, so `amr_values=mfa` is appended to the URL it 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import getpass
 import logging
@@ -81,7 +83,9 @@ NAME_SETTINGS = (
     "PARTNER_CENTER_APP_SECRET_SECRET",
     "PARTNER_CENTER_REFRESH_TOKEN_SECRET",
     "CALLBACK_SIGNING_KEY_SECRET",
+    "STATUS_LINK_KEY_SECRET",
 )
+LINK_KEY_BYTES = 32
 
 _DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _VAULT_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]")
@@ -102,6 +106,7 @@ class SecretNames:
     app_secret: str
     refresh_token: str
     callback_key: str
+    link_key: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SecretNames:
@@ -112,7 +117,7 @@ class SecretNames:
             if not _SECRET_NAME.fullmatch(name):
                 raise ConsentError(f"{setting} must be a Key Vault secret name (letters, digits, hyphens)")
         if len({name.lower() for name in names}) != len(names):
-            raise ConsentError(f"{', '.join(NAME_SETTINGS)} must name four different secrets")
+            raise ConsentError(f"{', '.join(NAME_SETTINGS)} must name five different secrets")
         return cls(*names)
 
 
@@ -515,8 +520,17 @@ def _error_codes(error: AzureError) -> set[str]:
     return codes - {""}
 
 
-def store(vault: Vault, options: Options, consent: Consent, callback_key_version: str | None) -> list[Written]:
-    """New versions of the three SAM secrets; the callback signing key only if missing (or asked to rotate)."""
+@dataclass(frozen=True)
+class KeyVersions:
+    """The current versions of the two signing keys before the sign-in (None: the vault has none)."""
+
+    callback_key: str | None
+    link_key: str | None
+
+
+def store(vault: Vault, options: Options, consent: Consent, keys: KeyVersions) -> list[Written]:
+    """New versions of the three SAM secrets; the callback signing key only if missing (or asked to rotate); the
+    follow-link signing key only if missing (replacing it would break every link handed out)."""
     names = options.names
     tags = {"writtenBy": WRITTEN_BY}
     if consent.user:
@@ -535,12 +549,18 @@ def store(vault: Vault, options: Options, consent: Consent, callback_key_version
         except ConsentError as error:
             done = ", ".join(w.name for w in written) or "nothing"
             raise ConsentError(f"{error}. Written before that: {done}; run the tool again once fixed") from None
-    if callback_key_version is None or options.rotate_callback_key:
+    if keys.callback_key is None or options.rotate_callback_key:
         key = vault.write(names.callback_key, secrets.token_hex(32), tags={"writtenBy": WRITTEN_BY})
-        action = "rotated" if callback_key_version else "created"
+        action = "rotated" if keys.callback_key else "created"
         written.append(Written(key.name, action, key.version))
     else:
-        written.append(Written(names.callback_key, "kept", callback_key_version))
+        written.append(Written(names.callback_key, "kept", keys.callback_key))
+    if keys.link_key is None:
+        value = base64.urlsafe_b64encode(secrets.token_bytes(LINK_KEY_BYTES)).rstrip(b"=").decode("ascii")
+        key = vault.write(names.link_key, value, tags={"writtenBy": WRITTEN_BY})
+        written.append(Written(key.name, "created", key.version))
+    else:
+        written.append(Written(names.link_key, "kept", keys.link_key))
     return written
 
 
@@ -550,12 +570,12 @@ def store(vault: Vault, options: Options, consent: Consent, callback_key_version
 def run(options: Options, out: TextIO) -> list[Written]:
     vault = Vault(options.vault_url)
     try:
-        # Before anyone signs in: can we reach and read the vault, and is there a callback key already?
-        callback_key_version = vault.version_of(options.names.callback_key)
+        # Before anyone signs in: can we reach and read the vault, and are there signing keys already?
+        keys = KeyVersions(vault.version_of(options.names.callback_key), vault.version_of(options.names.link_key))
         consent = sign_in(options, out)
         if options.login_hint and consent.user and consent.user.lower() != options.login_hint.lower():
             _say(out, f"Note: signed in as {consent.user}, not {options.login_hint}; that user's consent is stored.")
-        written = store(vault, options, consent, callback_key_version)
+        written = store(vault, options, consent, keys)
     finally:
         vault.close()
     _summary(out, options, consent, written)

@@ -1,4 +1,8 @@
-"""The two HTTP routes: parse, call the services, shape the answer. Every answer has `x-correlation-id`."""
+"""The HTTP routes: parse, call the services, shape the answer. Every answer has `x-correlation-id`.
+
+Every `Location` is a follow link (shared/api/follow_links.py); bodies carry `statusUri`, the keyed status URL.
+Both are built for the request being answered (shared/api/base_url.py), also when an Idempotency-Key replays.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared.api.base_url import base_url
+from shared.api.follow_links import FOLLOW_RESOURCES, batch_path, upgrade_path
 from shared.api.problems import configuration_problem, internal_problem, problem_response
-from shared.api.validation import parse_guid, parse_idempotency_key, parse_upgrade_request
+from shared.api.validation import is_customer_id, parse_guid, parse_idempotency_key, parse_upgrade_request
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import UpgradeError, where
-from shared.services import services
+from shared.errors import BatchNotFound, InvalidFollowLink, UpgradeError, where
+from shared.services import Services, services
 from shared.settings import ConfigurationError
 from shared.tracking.on_read import read_status
 from shared.upgrades.model import retry_after_seconds, status_uri
@@ -30,27 +35,56 @@ def get_upgrade_status(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, "GetUpgradeStatus", _status)
 
 
+def follow(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "Follow", _follow)
+
+
 def _create(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
+    base = _base_url(req, app)
     request = parse_upgrade_request(
         req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts
     )
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
-    accepted = app.upgrades.submit(request, key, correlation_id, _base_url(req, app.settings.public_base_url))
-    return _json(202, accepted.body, {"Location": accepted.location, "Retry-After": str(accepted.retry_after)})
+    accepted = app.upgrades.submit(request, key, correlation_id)
+    body = {**accepted.body, "statusUri": status_uri(base, accepted.upgrade_id, accepted.customer_id)}
+    location = app.follow_links.upgrade_location(base, accepted.upgrade_id, accepted.customer_id)
+    return _json(202, body, {"Location": location, "Retry-After": str(accepted.retry_after)})
 
 
 def _status(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
+    base = _base_url(req, app)
     upgrade_id = parse_guid(req.route_params.get("upgradeId"), "upgradeId", required=True)
     customer_id = parse_guid(req.params.get("customerId"), "customerId", required=False)
     assert upgrade_id  # required=True
+    return _status_answer(app, base, upgrade_id, customer_id)
+
+
+def _follow(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    """`GET /api/follow/{upgrades|batches}/{id}`: the keyed answer once the signature holds, else 401 for all."""
+    app = services()
+    base = _base_url(req, app)
+    resource, resource_id = req.route_params.get("resource", "").lower(), req.route_params.get("id", "")
+    customer_id = req.params.get("customerId", "")
+    if not is_customer_id(resource_id) or resource not in FOLLOW_RESOURCES:
+        raise InvalidFollowLink()
+    if resource == "batches":
+        app.follow_links.check(batch_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))
+        raise BatchNotFound(f"no batch {resource_id.lower()}: batches are not available yet")
+    if not is_customer_id(customer_id):
+        raise InvalidFollowLink()
+    app.follow_links.check(upgrade_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))
+    return _status_answer(app, base, resource_id.lower(), customer_id.lower())
+
+
+def _status_answer(app: Services, base: str, upgrade_id: str, customer_id: str | None) -> func.HttpResponse:
     record = read_status(app.tracker, upgrade_id, customer_id)
     body = record.to_resource()
     if record.is_final:
         return _json(200, body, {})
     wait = (record.next_check_at or app.clock.now()) - app.clock.now()
-    location = status_uri(_base_url(req, app.settings.public_base_url), record.upgrade_id, record.customer_id)
+    location = app.follow_links.upgrade_location(base, record.upgrade_id, record.customer_id)
     return _json(202, body, {"Location": location, "Retry-After": str(retry_after_seconds(wait))})
 
 
@@ -81,8 +115,5 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> func.Ht
     return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
 
 
-def _base_url(req: func.HttpRequest, public_base_url: str | None) -> str:
-    if public_base_url:
-        return public_base_url
-    parts = urlsplit(req.url)
-    return f"{parts.scheme}://{parts.netloc}"
+def _base_url(req: func.HttpRequest, app: Services) -> str:
+    return base_url(req.url, req.headers.get("host"), app.settings.public_base_url)

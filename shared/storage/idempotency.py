@@ -4,7 +4,8 @@ The first request with a key claims it (an insert that only one writer can win).
 the claim with its 202 response, which later requests with the same key and body replay for 24 hours, or
 releases it on failure so the caller can retry with the same key. A claim left behind by a crashed
 instance is taken over after `STALE_CLAIM_SECONDS`; that is safe because the Partner Center MS-RequestId is
-derived from the key, so Partner Center de-duplicates the create.
+derived from the key, so Partner Center de-duplicates the create. The stored body holds no URL: a replay
+builds `statusUri` and `Location` on its own request's base, never on the Host of the request that stored it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ ROW_KEY = "idempotency-key"
 
 @dataclass(frozen=True)
 class StoredResponse:
-    body: dict[str, Any]
-    location: str
+    body: dict[str, Any]  # holds no URL
     retry_after: int
 
 
@@ -61,7 +61,6 @@ class IdempotencyStore:
             "PartitionKey": claim.partition_key,
             "RowKey": ROW_KEY,
             "response": json.dumps(response.body, separators=(",", ":")),
-            "location": response.location,
             "retryAfter": response.retry_after,
             "state": "done",
         }
@@ -112,11 +111,9 @@ class IdempotencyStore:
                 "this Idempotency-Key was already used with a different request body in the last 24 hours"
             )
         if not expired and existing.get("state") == "done":
-            return StoredResponse(
-                body=json.loads(existing["response"]),
-                location=existing["location"],
-                retry_after=int(existing.get("retryAfter", 60)),
-            )
+            body = json.loads(existing["response"])
+            body.pop("statusUri", None)  # written by an earlier version, on another Host
+            return StoredResponse(body=body, retry_after=int(existing.get("retryAfter", 60)))
         if not (expired or abandoned):
             raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still being processed; retry shortly")
         try:

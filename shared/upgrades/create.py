@@ -2,6 +2,8 @@
 
 Once Partner Center has accepted, the caller always gets the 202: recording and scheduling are best effort
 here because the Location the caller receives carries the customerId, and a GET on it recovers the upgrade.
+The body kept for Idempotency-Key replays holds no URL: `statusUri` and `Location` depend on the base of the
+request being answered, so the HTTP adapter adds them to every answer, the first and each replay.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
 from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
 from shared.tracking.tracker import Tracker
-from shared.upgrades.model import UpgradeRecord, UpgradeRequest, retry_after_seconds, status_uri
+from shared.upgrades.model import UpgradeRecord, UpgradeRequest, retry_after_seconds
 
 log = get_logger(__name__)
 
@@ -31,9 +33,16 @@ UPGRADE_IN_PROGRESS_CODE = "900109"  # Partner Center 409: an upgrade for this c
 
 @dataclass(frozen=True)
 class Accepted:
-    body: dict[str, Any]
-    location: str
+    body: dict[str, Any]  # the 202 body without `statusUri`, which the HTTP adapter adds for its request's base
     retry_after: int
+
+    @property
+    def upgrade_id(self) -> str:
+        return str(self.body["upgradeId"])
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.body["customerId"])
 
 
 class UpgradeService:
@@ -51,7 +60,7 @@ class UpgradeService:
         self._tracker = tracker
         self._clock = clock
 
-    def submit(self, request: UpgradeRequest, key: str | None, correlation_id: str, base_url: str) -> Accepted:
+    def submit(self, request: UpgradeRequest, key: str | None, correlation_id: str) -> Accepted:
         claim: Claim | None = None
         request_id = str(uuid.uuid4())
         if key is not None:
@@ -62,20 +71,20 @@ class UpgradeService:
                     "Idempotency-Key seen before with the same body; replaying upgrade %s",
                     claimed.body.get("upgradeId"),
                 )
-                return Accepted(claimed.body, claimed.location, claimed.retry_after)
+                return Accepted(claimed.body, claimed.retry_after)
             claim = claimed
             request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
         try:
-            accepted = self._forward(request, request_id, correlation_id, base_url)
+            accepted = self._forward(request, request_id, correlation_id)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
             raise
         if claim is not None:
-            self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.location, accepted.retry_after))
+            self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
         return accepted
 
-    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, base_url: str) -> Accepted:
+    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str) -> Accepted:
         budget = Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
         existing = upgrade_id is not None
@@ -95,18 +104,16 @@ class UpgradeService:
                 next_check_at=now + self._settings.first_check_seconds,
             )
         )
-        uri = status_uri(base_url, upgrade_id, request.customer_id)
         body = {
             "upgradeId": upgrade_id,
             "customerId": request.customer_id,
             "productFamily": request.product_family,
             "status": str(record.status),
             "partnerCenterLocation": location,
-            "statusUri": uri,
             "existing": existing,
             "correlationId": correlation_id,
         }
-        return Accepted(body, uri, retry_after_seconds(self._settings.first_check_seconds))
+        return Accepted(body, retry_after_seconds(self._settings.first_check_seconds))
 
     def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
         """The upgrade eligibility names for this customer; raises NotEligible when there is none and the

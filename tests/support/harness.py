@@ -1,7 +1,8 @@
 """Drives the app's functions the way the Functions host would, against the sandbox and Azurite.
 
-`AppHarness.post` / `.get` call `CreateUpgrade.main` / `GetUpgradeStatus.main` with real
-`azure.functions.HttpRequest` objects; `.process_queue` reads the status queue back from Azurite, decodes the
+`AppHarness.post` / `.get` / `.follow` call `CreateUpgrade.main` / `GetUpgradeStatus.main` / `Follow.main`
+with real `azure.functions.HttpRequest` objects (route values as the host's router extracts them);
+`.process_queue` reads the status queue back from Azurite, decodes the
 Base64 messages and passes them to `UpgradeStatus.main`, deleting them on success and, like the host,
 making failed ones visible again and moving them to `<queue>-poison` after `maxDequeueCount`.
 Every observed HTTP response is kept for the contract checks.
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
@@ -24,6 +25,7 @@ from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 import CreateUpgrade
+import Follow
 import GetUpgradeStatus
 import Health
 import KeepConsentAlive
@@ -76,17 +78,24 @@ class AppHarness:
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = "application/json",
+        base_url: str = BASE_URL,
     ) -> Answer:
         payload = raw if raw is not None else json.dumps(body).encode()
         all_headers = dict(headers or {})
         if content_type is not None:
             all_headers.setdefault("Content-Type", content_type)
-        request = func.HttpRequest("POST", f"{BASE_URL}/api/upgrades", headers=all_headers, body=payload)
+        request = func.HttpRequest("POST", f"{base_url}/api/upgrades", headers=all_headers, body=payload)
         return self._keep("POST", "/api/upgrades", CreateUpgrade.main(request))
 
-    def get(self, upgrade_id: str, customer_id: str | None = None, headers: Mapping[str, str] | None = None) -> Answer:
+    def get(
+        self,
+        upgrade_id: str,
+        customer_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        base_url: str = BASE_URL,
+    ) -> Answer:
         params = {"customerId": customer_id} if customer_id else {}
-        url = f"{BASE_URL}/api/upgrades/{upgrade_id}" + (f"?{urlencode(params)}" if params else "")
+        url = f"{base_url}/api/upgrades/{upgrade_id}" + (f"?{urlencode(params)}" if params else "")
         request = func.HttpRequest(
             "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
         )
@@ -101,12 +110,28 @@ class AppHarness:
         """One run of the KeepConsentAlive timer, as the host starts it."""
         KeepConsentAlive.main(func.TimerRequest(past_due=past_due))
 
-    def follow(self, location: str) -> Answer:
-        """GET an absolute Location the app handed out, as a poller would."""
-        assert location.startswith(BASE_URL + "/api/upgrades/"), location
-        path, _, query = location[len(BASE_URL) :].partition("?")
-        params = dict(p.split("=", 1) for p in query.split("&") if p)
-        return self.get(path.rsplit("/", 1)[-1], params.get("customerId"))
+    def follow(self, location: str, headers: Mapping[str, str] | None = None, base_url: str | None = None) -> Answer:
+        """GET an absolute Location the app handed out, as a poller would: a follow link goes to `Follow.main`
+        (anonymous; the request carries only `headers`, no function key), a keyed status URL to the status route.
+        `base_url` sends it to another scheme://host (which need not be one urlsplit accepts)."""
+        parts = urlsplit(location)
+        if base_url is not None:
+            location = f"{base_url}{parts.path}?{parts.query}"
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        segments = parts.path.strip("/").split("/")
+        if segments[:2] != ["api", "follow"]:
+            base = base_url or f"{parts.scheme}://{parts.netloc}"
+            return self.get(segments[-1], params.get("customerId"), headers=headers, base_url=base)
+        assert len(segments) == 4 and segments[2].lower() in ("upgrades", "batches"), location  # else the host: 404
+        request = func.HttpRequest(
+            "GET",
+            location,
+            headers=dict(headers or {}),
+            params=params,
+            route_params={"resource": segments[2], "id": segments[3]},
+            body=b"",
+        )
+        return self._keep("GET", parts.path, Follow.main(request))
 
     def _keep(self, method: str, path: str, response: func.HttpResponse) -> Answer:
         headers = dict(response.headers)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, CALLBACK_SIGNING_KEY_SECRET, REFRESH_TOKEN_SECRET, Sandbox
+from sandbox.stack import (
+    APP_ID_SECRET,
+    APP_SECRET_SECRET,
+    CALLBACK_SIGNING_KEY_SECRET,
+    REFRESH_TOKEN_SECRET,
+    STATUS_LINK_KEY_SECRET,
+    Sandbox,
+)
 from support.harness import Answer
 
 MIN_LENGTH = 12  # shorter values (ids, versions) would match by accident
@@ -13,7 +20,7 @@ MIN_LENGTH = 12  # shorter values (ids, versions) would match by accident
 def known_secrets(sandbox: Sandbox) -> dict[str, str]:
     """secret value -> what it is (the description is safe to print, the value is not)."""
     found: dict[str, str] = {}
-    for name in (APP_SECRET_SECRET, REFRESH_TOKEN_SECRET, CALLBACK_SIGNING_KEY_SECRET):
+    for name in (APP_SECRET_SECRET, REFRESH_TOKEN_SECRET, CALLBACK_SIGNING_KEY_SECRET, STATUS_LINK_KEY_SECRET):
         for version in sandbox.key_vault.versions(name):
             found[version["value"]] = f"Key Vault secret {name}"
     for token in sandbox.entra.issued_refresh_tokens():

@@ -22,10 +22,11 @@ What is checked, for one response (`check_response`):
 4. the body: empty when no content is described; otherwise its `Content-Type` media type (parameters such as
    `charset` ignored) must be a described one, it must be UTF-8 JSON, and it must validate against that media
    type's schema (JSON Schema 2020-12, `$ref`s resolved inside the spec, `date-time` formats checked);
-5. three rules the schemas cannot express: a problem's `status` equals the HTTP status and its
-   `correlationId` equals the `x-correlation-id` header; a `Location` that comes with an upgrade body points
-   at that upgrade (`.../api/upgrades/{upgradeId}?customerId={customerId}`), and equals `statusUri` when the
-   body has one.
+5. rules the schemas cannot express: a problem's `status` equals the HTTP status and its
+   `correlationId` equals the `x-correlation-id` header; a `Location` that comes with an upgrade body is that
+   upgrade's follow link (`.../api/follow/upgrades/{upgradeId}?customerId={customerId}&expires=…&sig=…`) or,
+   when the app cannot read its link key, its keyed status URL; `statusUri` is always the keyed status URL
+   (`.../api/upgrades/{upgradeId}?customerId={customerId}`) on the same base as `Location`.
 
 Answers of the Functions host itself for undescribed routes or methods (404/405 from devhost, for example)
 are reported like any other undescribed response; drop them before calling if a test provokes them on
@@ -249,15 +250,28 @@ def _semantic_rules(status: int, headers: dict[str, str], document: Any) -> list
                 f"problem correlationId {document.get('correlationId')!r} differs from x-correlation-id "
                 f"{correlation_id!r}"
             )
-    location = headers.get("location")
     upgrade_id, customer_id = document.get("upgradeId"), document.get("customerId")
-    if location and isinstance(upgrade_id, str) and isinstance(customer_id, str):
-        expected_end = f"/api/upgrades/{upgrade_id}?customerId={customer_id}"
-        if not location.endswith(expected_end):
+    if isinstance(upgrade_id, str) and isinstance(customer_id, str):
+        violations += _upgrade_links(headers.get("location"), document.get("statusUri"), upgrade_id, customer_id)
+    return violations
+
+
+_FOLLOW_QUERY = re.compile(r"customerId=(?P<customer>[^&]+)&expires=[0-9]+&sig=[A-Za-z0-9_-]{43}")
+
+
+def _upgrade_links(location: str | None, status_uri: Any, upgrade_id: str, customer_id: str) -> list[str]:
+    violations = []
+    keyed_end = f"/api/upgrades/{upgrade_id}?customerId={customer_id}"
+    if location:
+        path, _, query = location.partition("?")
+        follow = path.endswith(f"/api/follow/upgrades/{upgrade_id}") and _FOLLOW_QUERY.fullmatch(query)
+        if not (follow and follow["customer"] == customer_id) and not location.endswith(keyed_end):
             violations.append(f"Location {location!r} does not point at upgrade {upgrade_id} of {customer_id}")
-        status_uri = document.get("statusUri")
-        if status_uri is not None and status_uri != location:
-            violations.append(f"statusUri {status_uri!r} differs from Location {location!r}")
+    if status_uri is not None:
+        if not isinstance(status_uri, str) or not status_uri.endswith(keyed_end):
+            violations.append(f"statusUri {status_uri!r} is not the keyed status URL of upgrade {upgrade_id}")
+        elif location and urlsplit(location).netloc != urlsplit(status_uri).netloc:
+            violations.append(f"statusUri {status_uri!r} and Location {location!r} are on different hosts")
     return violations
 
 
