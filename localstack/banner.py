@@ -24,7 +24,10 @@ def banner(stack: LocalStack) -> str:
     lines = ["", f"Partner Center Upgrade Functions, running locally in {stack.active_mode} mode ({stack.reason})"]
     lines += [
         f"  POST {url}/api/upgrades              submit an upgrade (202 + Location)",
-        f"  GET  {url}/api/upgrades/{{upgradeId}}  its status: follow the Location you got",
+        f"  GET  {url}/api/follow/upgrades/{{upgradeId}}?customerId=…&expires=…&sig=…",
+        "                                      the Location of every 202: a signed follow link, no key needed",
+        f"  GET  {url}/api/upgrades/{{upgradeId}}  its status with a key (the body's statusUri)",
+        f"  GET  {url}/api/health                configuration, Key Vault, consent, storage, poison queues",
         "  " + keys_line(stack),
     ]
     if stack.active_mode == "real":
@@ -59,7 +62,8 @@ def _sandbox_lines(stack: LocalStack) -> list[str]:
         f"Key Vault {sandbox.key_vault.url}"
     ]
     if stack.callbacks is not None:
-        lines.append(f"  Callbacks: {stack.callbacks.url} (allowed host: localhost; prints each delivery)")
+        port = stack.callbacks.port
+        lines.append(f"  Callbacks: {stack.callbacks.url} (allowed host: localhost:{port}; prints each delivery)")
     lines += ["", "  Demo customers (sandbox Partner Center):"]
     lines += [f"    {c.name:<18} {c.customer_id}  {API_OUTCOMES.get(c.name, c.summary)}" for c in DEMO_CUSTOMERS]
     lines.append(f"    {'any other GUID':<18} {'':<36}  {ANY_OTHER_CUSTOMER}")
