@@ -186,9 +186,16 @@ def test_health_counts_poison_messages_per_queue(app: AppHarness, sandbox: Sandb
 
 
 @pytest.mark.usefixtures("own_queues")
-def test_health_before_any_consent_check_says_how_to_run_one(app: AppHarness, sandbox: Sandbox) -> None:
+def test_health_before_any_consent_check_is_healthy_for_a_fresh_consent_and_then_says_how_to_run_one(
+    app: AppHarness, sandbox: Sandbox, configure: Callable[..., None]
+) -> None:
+    fresh = app.health()  # consent stored just now (a deploy or `make run`): the first daily run is still to come
+    sandbox.key_vault.backdate(REFRESH_TOKEN_SECRET, 49 * 3600)
+    configure()  # a new instance: the secret cache would otherwise keep the fresh version for minutes
     answer = app.health()
 
+    assert fresh.status == 200, fresh.json()
+    assert "KeepConsentAlive has not run yet" in fresh.json()["checks"]["consent"]["detail"]
     assert answer.status == 503
     consent = answer.json()["checks"]["consent"]
     assert consent["status"] == "unhealthy" and consent["lastCheckedAt"] is None

@@ -92,8 +92,17 @@ def _storage(app: Services, state: list[ConsentState | None]) -> Check:
 def _consent(app: Services, state: list[ConsentState | None]) -> Check:
     if not state:
         return _check(False, "not checked: the consent state is kept in storage, which did not answer")
-    assessed = assess_consent(state[0], app.clock.now())
+    stored_at = None if state[0] else _refresh_token_stored_at(app)
+    assessed = assess_consent(state[0], app.clock.now(), stored_at)
     return _check(assessed.healthy, assessed.detail) | assessed.facts
+
+
+def _refresh_token_stored_at(app: Services) -> float | None:
+    """When the current refresh token was stored (the cached secret the keyVault check read), None if unknown."""
+    try:
+        return app.secrets.get(app.settings.refresh_token_secret).created_on
+    except UpgradeError:
+        return None
 
 
 def _poison_messages(app: Services) -> Check:

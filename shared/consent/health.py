@@ -1,8 +1,9 @@
 """Is the recorded consent healthy? A pure rule over the state `KeepConsentAlive` recorded, for `GET /api/health`.
 
 Unhealthy when (docs/design.md, "Consent keep-alive, health and alerts"):
-- no check was ever recorded, or the last one is older than 48 hours (the daily timer is not running: two
-  missed runs, so one late run is tolerated);
+- no check was ever recorded and the refresh token was stored more than 48 hours ago (a fresh consent or deploy is
+  healthy until the first daily run), or the last check is older than 48 hours (the daily timer is not running:
+  two missed runs, so one late run is tolerated);
 - the last check's outcome is not `ok` (`consent-required`, `mfa-required`, ...), or the token lacked MFA;
 - the stored refresh token has expired, or expires within 7 days (the daily write-back is failing).
 """
@@ -22,7 +23,7 @@ DAY_SECONDS = 86_400
 NEVER_CHECKED = (
     "KeepConsentAlive has recorded no check yet: it runs on CONSENT_CHECK_SCHEDULE (default 03:30 UTC); run it "
     "now with POST /admin/functions/KeepConsentAlive (master key, body {})"
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,13 @@ class ConsentHealth:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def assess_consent(state: ConsentState | None, now: float) -> ConsentHealth:
+def assess_consent(state: ConsentState | None, now: float, stored_at: float | None = None) -> ConsentHealth:
+    """`stored_at`: when the current refresh token was written to Key Vault (None if unknown)."""
     if state is None:
+        if stored_at is not None and now - stored_at <= STALE_AFTER_SECONDS:
+            hours = max(0.0, now - stored_at) / 3600
+            detail = f"consent stored {hours:.0f} hours ago; KeepConsentAlive has not run yet. {NEVER_CHECKED}"
+            return ConsentHealth(True, detail, _facts(None, now))
         return ConsentHealth(False, NEVER_CHECKED, _facts(None, now))
     facts = _facts(state, now)
     days = facts["daysUntilRefreshTokenExpires"]
