@@ -21,6 +21,10 @@ an upgrade from the list (at worst it leaves an entry that the list skips):
 - every save of a final record (the one status change an upgrade has, and its callback updates): both again,
   with the final status. In-progress saves (most of them: one per status check) write no index entity.
 A create that finds the record already there deletes the entities it just wrote.
+
+Cost: a create writes 3 entities instead of 1 (the two index upserts in parallel, one extra round trip); a final
+save 2 more; in-progress saves none. A list page of `top` items is usually one query transaction (one more per
+month boundary crossed) plus `top` point reads, 16 at a time (shared/upgrades/listing.py).
 """
 
 from __future__ import annotations
