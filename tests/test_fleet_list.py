@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,6 +169,19 @@ def test_eligibility_with_key_vault_down_is_503_with_retry_after(app: AppHarness
     assert answer.status == 503 and answer.header("Retry-After")
     assert answer.json()["type"] == f"{PROBLEM}dependency-unavailable"
     assert sandbox.partner_center.log == []
+
+
+def test_eligibility_that_times_out_after_the_retries_is_504(
+    app: AppHarness, sandbox: Sandbox, configure: Callable[..., None]
+) -> None:
+    configure(PARTNER_CENTER_TIMEOUT_SECONDS="0.3")
+    sandbox.partner_center.faults.add("eligibility", delay=1.0, times=10)
+
+    answer = app.eligibility(customer_with(sandbox))
+
+    assert answer.status == 504
+    assert answer.json()["type"] == f"{PROBLEM}partner-center-timeout"
+    assert len(sandbox.partner_center.requests_to("eligibility")) == 4  # the create path's budget: 4 attempts
 
 
 @pytest.mark.parametrize(
