@@ -71,6 +71,8 @@ DEFINITION_FOR_COMPONENT = {
     "UpgradeStatusFinal": "UpgradeStatus",
     "Problem": "Problem",
     "Health": "Health",
+    "UpgradeList": "UpgradeList",
+    "Eligibility": "Eligibility",
     "HealthHealthy": "Health",
     "HealthUnhealthy": "Health",
 }
@@ -195,7 +197,7 @@ class _Builder:
         if "x-ms-summary" in source:
             result["x-ms-summary"] = source["x-ms-summary"]
         result["description"] = " ".join(source.get("description", "").split())
-        for key in ("format", "pattern", "minLength", "maxLength"):
+        for key in ("format", "pattern", "minLength", "maxLength", "minimum", "maximum", "default", "enum"):
             if key in schema:
                 result[key] = schema[key]
         if "x-ms-visibility" in source:

@@ -37,7 +37,16 @@ from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import check_response
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_PARTS = ("host.json", "CreateUpgrade", "GetUpgradeStatus", "UpgradeStatus", "Follow", "shared")
+APP_PARTS = (
+    "host.json",
+    "CreateUpgrade",
+    "GetUpgradeStatus",
+    "UpgradeStatus",
+    "ListUpgrades",
+    "CheckEligibility",
+    "Follow",
+    "shared",
+)
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (the copy keeps it)
 
 pytestmark = pytest.mark.timeout(60)
@@ -253,11 +262,12 @@ def test_routes_methods_and_request_errors_through_the_host(real_app: tuple[DevH
     _, client = real_app
     unknown_route = client.request("GET", "/api/nothing-here", host_answer=True)
     no_prefix = client.request("GET", "/upgrades", host_answer=True)
-    wrong_method_collection = client.request("GET", "/api/upgrades", host_answer=True)
+    wrong_method_collection = client.request("DELETE", "/api/upgrades", host_answer=True)
     wrong_method_item = client.request("DELETE", f"/api/upgrades/{uuid.uuid4()}", host_answer=True)
 
     assert (unknown_route.status_code, no_prefix.status_code) == (404, 404)
-    assert (wrong_method_collection.status_code, wrong_method_collection.headers["Allow"]) == (405, "POST")
+    assert wrong_method_collection.status_code == 405
+    assert set(wrong_method_collection.headers["Allow"].split(", ")) == {"GET", "POST"}  # ListUpgrades, CreateUpgrade
     assert (wrong_method_item.status_code, wrong_method_item.headers["Allow"]) == (405, "GET")
 
     # The functions' own answers, with the route value and the raw body as the host passes them.
@@ -271,3 +281,26 @@ def test_routes_methods_and_request_errors_through_the_host(real_app: tuple[DevH
     assert (missing.status_code, missing.headers["Content-Type"]) == (404, "application/problem+json")
     assert malformed.status_code == 400 and malformed.json()["status"] == 400
     assert not_json.status_code == 415
+
+
+def test_get_on_the_upgrades_route_is_the_list_and_post_still_creates(
+    real_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    _, client = real_app
+    customer = quick_customer(sandbox, completes_after=60)
+    before = client.request("GET", "/api/upgrades")
+    eligible = client.request("GET", f"/api/customers/{customer.customer_id}/eligibility")
+
+    created = client.post_upgrade({"customerId": customer.customer_id, "productFamily": "Azure"})
+
+    assert (before.status_code, before.json()) == (200, {"items": [], "continuationToken": None})
+    assert eligible.status_code == 200 and eligible.json()["isEligible"] is True
+    assert created.status_code == 202, created.text
+    upgrade_id = created.json()["upgradeId"]
+    listed = client.request("GET", "/api/upgrades", params={"customerId": customer.customer_id, "top": "10"})
+    assert listed.status_code == 200, listed.text
+    assert [item["upgradeId"] for item in listed.json()["items"]] == [upgrade_id]
+    again = client.request("GET", f"/api/customers/{customer.customer_id.upper()}/eligibility")
+    assert again.json()["upgradeId"] == upgrade_id
+    bad = client.request("GET", "/api/upgrades", params={"top": "0"})
+    assert bad.status_code == 400 and [e["field"] for e in bad.json()["errors"]] == ["top"]

@@ -1,7 +1,9 @@
 """Upgrade records (shared/upgrades/model.py) stored in the `UPGRADES_TABLE` table.
 
 PartitionKey = upgradeId, RowKey = "upgrade": a GET by id is a point read. Updates are conditional on the
-ETag, so two handlers of the same upgrade never overwrite each other silently.
+ETag, so two handlers of the same upgrade never overwrite each other silently. Creating a record, and saving a
+final one, first upserts its list index entities (shared/storage/upgrade_index.py), so that the list never
+misses an upgrade whose record exists.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ import json
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.correlation import get_logger
 from shared.storage.clients import EnsuredResource, error_code
+from shared.storage.upgrade_index import UpgradeIndex, row_key
 from shared.upgrades.model import PRODUCT_FAMILY, CallbackState, State, UpgradeRecord
+
+log = get_logger(__name__)
 
 ROW_KEY = "upgrade"
 CHUNK = 30_000  # a Table string property holds 32 K UTF-16 characters; longer JSON is split
@@ -75,6 +81,7 @@ class UpgradeStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
         self._ensured = EnsuredResource("table", table.table_name, table.create_table)
+        self.index = UpgradeIndex(table)
 
     def get(self, upgrade_id: str) -> UpgradeRecord | None:
 
@@ -93,9 +100,11 @@ class UpgradeStore:
         """Create the record; False when one already exists."""
 
         def create() -> bool:
+            self.index.write(record)
             try:
                 result = self._table.create_entity(to_entity(record))
             except ResourceExistsError:
+                self._remove_index(record)
                 return False
             record.etag = result.get("etag")
             return True
@@ -106,6 +115,8 @@ class UpgradeStore:
         """Replace the record if nobody changed it since it was read (ETag), else raise ConcurrentUpdate."""
 
         def write() -> None:
+            if record.etag is None or record.is_final:
+                self.index.write(record)
             try:
                 if record.etag is None:
                     result = self._table.create_entity(to_entity(record))
@@ -116,7 +127,12 @@ class UpgradeStore:
                         etag=record.etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
-            except (ResourceModifiedError, ResourceExistsError):
+            except ResourceExistsError:
+                self._remove_index(record)
+                raise ConcurrentUpdate(record.upgrade_id) from None
+            except ResourceModifiedError:
+                if record.is_final:
+                    self._reindex(record.upgrade_id)
                 raise ConcurrentUpdate(record.upgrade_id) from None
             except ResourceNotFoundError as error:
                 if error_code(error) == "TableNotFound":
@@ -125,6 +141,24 @@ class UpgradeStore:
             record.etag = result.get("etag")
 
         self._ensured.run("update the upgrade record", write)
+
+    def _remove_index(self, record: UpgradeRecord) -> None:
+        """The record was there already: the entities just written for this copy are orphans, unless the stored
+        record has the same keys (created in the same millisecond), whose entities they then are."""
+        try:
+            stored = from_entity(dict(self._table.get_entity(record.upgrade_id, ROW_KEY)), None)
+            if (stored.customer_id, row_key(stored)) != (record.customer_id, row_key(record)):
+                self.index.remove(record)
+        except AzureError as error:  # the list skips orphans anyway
+            log.warning("could not remove orphan index entities of %s: %s", record.upgrade_id, type(error).__name__)
+
+    def _reindex(self, upgrade_id: str) -> None:
+        """A lost race after this save may have written a final status into the index: put back the winner's."""
+        try:
+            entity = self._table.get_entity(upgrade_id, ROW_KEY)
+            self.index.write(from_entity(dict(entity), None))
+        except AzureError as error:  # the list repairs a stale status when it reads the record
+            log.warning("could not re-index upgrade %s after a lost race: %s", upgrade_id, type(error).__name__)
 
 
 def _put_json(entity: dict[str, Any], name: str, value: Any) -> None:

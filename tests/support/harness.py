@@ -24,11 +24,13 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+import CheckEligibility
 import CreateUpgrade
 import Follow
 import GetUpgradeStatus
 import Health
 import KeepConsentAlive
+import ListUpgrades
 import UpgradeStatus
 from localstack.azurite import Azurite, PutMessage
 
@@ -100,6 +102,20 @@ class AppHarness:
             "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
         )
         return self._keep("GET", f"/api/upgrades/{upgrade_id}", GetUpgradeStatus.main(request))
+
+    def list_upgrades(self, headers: Mapping[str, str] | None = None, **params: str) -> Answer:
+        """GET /api/upgrades with these query parameters (ListUpgrades)."""
+        url = f"{BASE_URL}/api/upgrades" + (f"?{urlencode(params)}" if params else "")
+        request = func.HttpRequest("GET", url, headers=dict(headers or {}), params=params, body=b"")
+        return self._keep("GET", "/api/upgrades", ListUpgrades.main(request))
+
+    def eligibility(self, customer_id: str, headers: Mapping[str, str] | None = None) -> Answer:
+        """GET /api/customers/{customerId}/eligibility (CheckEligibility)."""
+        path = f"/api/customers/{customer_id}/eligibility"
+        request = func.HttpRequest(
+            "GET", BASE_URL + path, headers=dict(headers or {}), route_params={"customerId": customer_id}, body=b""
+        )
+        return self._keep("GET", path, CheckEligibility.main(request))
 
     def health(self, headers: Mapping[str, str] | None = None) -> Answer:
         request = func.HttpRequest("GET", f"{BASE_URL}/api/health", headers=dict(headers or {}), body=b"")
