@@ -1,0 +1,95 @@
+"""Starting a batch (Idempotency-Key -> rows and batch entity -> first queue message -> 202) and reading it.
+
+Nothing reaches Partner Center here: the work happens on the batch queue. The Idempotency-Key store is the one
+POST /api/upgrades uses (keys of the two routes are kept apart by a prefix).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.batches.messages import BatchMessage, BatchQueue
+from shared.batches.model import (
+    RUNNING_RETRY_AFTER_SECONDS,
+    BatchRecord,
+    BatchRequest,
+    CustomerRow,
+    Outcome,
+    batch_location,
+)
+from shared.batches.store import BatchStore
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import NotFound
+from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
+
+log = get_logger(__name__)
+
+KEY_PREFIX = "batches\n"
+
+
+@dataclass(frozen=True)
+class Started:
+    body: dict[str, object]
+    location: str
+    retry_after: int
+
+
+class BatchService:
+    def __init__(
+        self, store: BatchStore, queue: BatchQueue, idempotency: Callable[[], IdempotencyStore], clock: Clock
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._idempotency = idempotency
+        self._clock = clock
+
+    def start(self, request: BatchRequest, key: str | None, correlation_id: str, base_url: str) -> Started:
+        claim: Claim | None = None
+        if key is not None:
+            claimed = self._idempotency().claim(KEY_PREFIX + key, request.fingerprint())
+            if isinstance(claimed, StoredResponse):
+                log.info("Idempotency-Key seen before with the same body; replaying batch %s", claimed.body["batchId"])
+                return Started(claimed.body, claimed.location, claimed.retry_after)
+            claim = claimed
+        try:
+            started = self._start(request, correlation_id, base_url)
+        except BaseException:
+            if claim is not None:
+                self._idempotency().release(claim)
+            raise
+        if claim is not None:
+            self._idempotency().complete(claim, StoredResponse(started.body, started.location, started.retry_after))
+        return started
+
+    def _start(self, request: BatchRequest, correlation_id: str, base_url: str) -> Started:
+        now = self._clock.now()
+        batch = BatchRecord(
+            batch_id=str(uuid.uuid4()),
+            mode=request.mode,
+            product_family=request.product_family,
+            created_at=now,
+            updated_at=now,
+            correlation_id=correlation_id,
+            all_customers=request.all_customers,
+            listing_done=not request.all_customers,
+            callback_url=request.callback_url,
+            base_url=base_url,
+        )
+        ids = request.customer_ids or ()
+        batch.counts[Outcome.PENDING] = len(ids)
+        self._store.create(batch, [CustomerRow(c, updated_at=now) for c in ids])
+        first = BatchMessage("list" if request.all_customers else "plan", batch.batch_id)
+        self._queue.send(first)
+        log.info("batch %s started: %s mode, %s", batch.batch_id, batch.mode, f"{len(ids)} customers" if ids else "all")
+        return Started(
+            batch.to_resource(base_url), batch_location(base_url, batch.batch_id), RUNNING_RETRY_AFTER_SECONDS
+        )
+
+    def read(self, batch_id: str) -> BatchRecord:
+        batch = self._store.get(batch_id)
+        if batch is None:
+            raise NotFound(f"no batch {batch_id}")
+        return batch
