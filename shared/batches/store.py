@@ -30,6 +30,12 @@ MAX_RACES = 20
 Operation = tuple[Any, ...]
 
 
+class _TableNotFound(ResourceNotFoundError):
+    """A transaction on a missing table, in the shape `EnsuredResource` creates the table for."""
+
+    error_code = "TableNotFound"
+
+
 class BatchStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
@@ -183,9 +189,7 @@ class BatchStore:
             return list(self._table.submit_transaction(operations))
         except TableTransactionError as error:
             if error_code(error) == "TableNotFound":
-                missing = ResourceNotFoundError("the table does not exist", response=error.response)
-                missing.error_code = "TableNotFound"
-                raise missing from None
+                raise _TableNotFound("the table does not exist", response=error.response) from None
             raise
 
     def _point(self, partition_key: str, row: str) -> Any:
