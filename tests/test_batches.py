@@ -5,24 +5,31 @@ as Partner Center. Assertions are on what Partner Center received and on what ca
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from azure.functions.queue import QueueMessage
 
 import RunBatch
+from localstack.azurite import PutMessage
 from sandbox.clock import ManualClock
 from sandbox.fleet import Fleet, Kind
-from sandbox.stack import Sandbox
+from sandbox.partner_center import Customer
+from sandbox.stack import SamSeed, Sandbox
 from shared.batches.model import batch_request_id
 from shared.batches.store import BatchStore
 from shared.services import services
+from shared.tracking.callbacks import sign
 from support.harness import BASE_URL, AppHarness
+from support.receiver import CallbackReceiver
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
 REPORT_OUTCOME = {
@@ -274,3 +281,159 @@ def test_a_redelivered_message_creates_nothing_twice(
     RunBatch.main(QueueMessage(id="again", body=chunk.encode(), dequeue_count=1))  # the same message once more
     assert len(sandbox.partner_center.log) == calls
     assert app.get_batch(batch_id).json()["counts"] == counts
+
+
+# --- callback -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[CallbackReceiver]:
+    configure(CALLBACK_ALLOWED_HOSTS="localhost")
+    with CallbackReceiver(sandbox.ca) as running:
+        yield running
+
+
+def test_a_completed_batch_calls_back_exactly_once_signed_with_the_batch_resource(
+    app: AppHarness, sandbox: Sandbox, sam: SamSeed, receiver: CallbackReceiver, virtual_clock: ManualClock
+) -> None:
+    fleet = fleet_of(sandbox, 10)
+    batch_id = start(app, "upgrade", ids(fleet), callbackUrl=receiver.url)["batchId"]
+    queues = app.virtual_queues(virtual_clock)
+    queues.run()
+    for delivery in queues.of(app.queue_name)[-3:]:  # late duplicates of status checks change nothing
+        app.deliver(PutMessage(app.queue_name, 0, delivery.text))
+
+    [delivery] = receiver.deliveries
+    timestamp = delivery.headers["X-Upgrade-Timestamp"]
+    expected = sign(sam.callback_signing_key.encode(), timestamp, delivery.body)
+    assert delivery.headers["X-Upgrade-Signature"] == expected
+    sent = json.loads(delivery.body)
+    assert sent["batchId"] == batch_id and sent["status"] == "Completed"
+    assert sent["counts"] == expected_counts(outcome_by_customer(app, batch_id))
+    assert sent["statusUri"] == f"{BASE_URL}/api/batches/{batch_id}"
+    assert app.get_batch(batch_id).json()["callback"] == {"url": receiver.url, "state": "delivered", "attempts": 1}
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+def test_csv_has_the_header_rfc4180_quoting_and_formula_safe_cells(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    tricky = {
+        str(uuid.uuid4()): '=HYPERLINK("https://evil.example")',
+        str(uuid.uuid4()): "+49 Trading, Ltd",
+        str(uuid.uuid4()): '-minus "quoted"\nnew line',
+        str(uuid.uuid4()): "@import",
+    }
+    for customer_id, name in tricky.items():
+        sandbox.partner_center.add_customer(
+            Customer(customer_id=customer_id, company_name=name, eligible=False, reason="=1+1 not eligible")
+        )
+    started = start(app, "report")
+    app.virtual_queues(virtual_clock).run()
+
+    answer = app.get_batch_customers(started["batchId"], accept="text/csv")
+
+    assert answer.status == 200
+    assert answer.content_type.startswith("text/csv")
+    text = answer.body.decode("utf-8")
+    assert text.startswith("customerId,companyName,outcome,upgradeId,reason,updatedAt\r\n")
+    parsed = {r["customerId"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}
+    assert len(parsed) == app.get_batch(started["batchId"]).json()["total"]
+    for customer_id, name in tricky.items():
+        assert parsed[customer_id]["companyName"] == "'" + name
+        assert parsed[customer_id]["reason"] == "'=1+1 not eligible"
+        assert parsed[customer_id]["outcome"] == "notEligible"
+    assert '"\'-minus ""quoted""\nnew line"' in text  # RFC 4180: quoted, quotes doubled, line break kept
+
+
+def test_customer_pages_filter_by_outcome_and_page_with_a_continuation_token(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    fleet = fleet_of(sandbox)
+    batch_id = start(app, "report", ids(fleet))["batchId"]
+    app.virtual_queues(virtual_clock).run()
+
+    eligible = rows(app, batch_id, outcome="eligible", top="3")
+    assert {r["customerId"] for r in eligible} == {
+        c for c in ids(fleet) if REPORT_OUTCOME[fleet.kind_of(c)] == "eligible"
+    }
+    first = app.get_batch_customers(batch_id, {"top": "7"}).json()
+    assert len(first["items"]) == 7 and first["continuationToken"]
+    assert len(rows(app, batch_id)) == 20
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"outcome": "maybe"}, "outcome"), ({"top": "0"}, "top"), ({"top": "1001"}, "top"),
+     ({"continuationToken": "not-a-token"}, "continuationToken")],
+)  # fmt: skip
+def test_bad_customer_filters_are_400_naming_the_parameter(app: AppHarness, params: dict[str, str], field: str) -> None:
+    batch_id = start(app, "report", [str(uuid.uuid4())])["batchId"]
+    answer = app.get_batch_customers(batch_id, params)
+    assert answer.status == 400
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+
+
+def test_unknown_batches_are_404(app: AppHarness) -> None:
+    assert app.get_batch(str(uuid.uuid4())).status == 404
+    assert app.get_batch_customers(str(uuid.uuid4())).status == 404
+    assert app.get_batch("not-a-guid").status == 400
+
+
+# --- validation: nothing reaches Partner Center -----------------------------------------------------
+
+
+def valid_body(**changes: Any) -> dict[str, Any]:
+    return {"productFamily": "Azure", "mode": "report", "customerIds": [str(uuid.uuid4())], **changes}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"productFamily": "Azure", "customerIds": [str(uuid.uuid4())]}, "mode"),
+        (valid_body(mode="check"), "mode"),
+        (valid_body(allCustomers=True), "customerIds"),
+        ({"productFamily": "Azure", "mode": "report"}, "customerIds"),
+        (valid_body(customerIds=[]), "customerIds"),
+        (valid_body(customerIds=[str(uuid.uuid4()), str(uuid.uuid4()), "nope", str(uuid.uuid4())]), "customerIds[2]"),
+        (valid_body(customerIds=["4f6a2d1e-8c3b-4e5f-9a7d-2b1c0e9f8a76"] * 2), "customerIds[1]"),
+        (valid_body(customerIds=[str(uuid.uuid4()) for _ in range(5001)]), "customerIds"),
+        (valid_body(extra=1), "extra"),
+        (valid_body(productFamily="Office"), "productFamily"),
+        (valid_body(callbackUrl="https://example.test/hook"), "callbackUrl"),
+        ({"productFamily": "Azure", "mode": "report", "allCustomers": False}, "allCustomers"),
+    ],
+)
+def test_invalid_batches_are_400_naming_the_field(
+    app: AppHarness, sandbox: Sandbox, body: dict[str, Any], field: str
+) -> None:
+    answer = app.post_batch(body)
+    assert answer.status == 400, answer.body
+    assert answer.json()["type"] == PROBLEM + "validation-failed"
+    assert field in [e["field"] for e in answer.json()["errors"]]
+    assert sandbox.partner_center.log == []
+
+
+def test_oversized_wrong_type_and_reused_key_are_413_415_422(app: AppHarness, sandbox: Sandbox) -> None:
+    big = json.dumps(valid_body(padding="x" * (256 * 1024))).encode()
+    assert app.post_batch(raw=big).status == 413
+    assert app.post_batch(valid_body(), content_type="text/plain").status == 415
+    assert app.post_batch(raw=b"{not json").status == 400
+    key = {"Idempotency-Key": f"batch-{uuid.uuid4()}"}
+    first = app.post_batch(valid_body(), headers=key)
+    assert first.status == 202
+    assert app.post_batch(valid_body(), headers=key).status == 422  # another body: a new customer id
+    assert sandbox.partner_center.log == []
+
+
+def test_the_same_idempotency_key_and_body_replays_the_batch(app: AppHarness, sandbox: Sandbox) -> None:
+    key = {"Idempotency-Key": f"batch-{uuid.uuid4()}"}
+    body = valid_body()
+    first, second = app.post_batch(body, headers=key), app.post_batch(body, headers=key)
+    assert first.status == second.status == 202
+    assert first.json()["batchId"] == second.json()["batchId"]
+    assert first.header("Location") == second.header("Location")
+    other = app.post_batch(body)
+    assert other.json()["batchId"] != first.json()["batchId"]
