@@ -229,6 +229,7 @@ def test_a_throttled_batch_holds_every_call_until_retry_after_and_ends_with_corr
         assert inside == [], f"batch calls made inside the hold ({refusal.at:.1f}..{until:.1f}): {inside}"
     # adapted: far fewer 429s than calls, and no two 429s in a row
     statuses = [r.status for r in sandbox.partner_center.log]
+    print(f"throttled batch: {len(calls)} calls, {len(refused)} x 429, {calls[-1] - calls[0]:.0f} s virtual")
     assert all(not (a == b == 429) for a, b in itertools.pairwise(statuses))
 
 
