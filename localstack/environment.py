@@ -38,6 +38,7 @@ def app_environment(
     storage: str,
     *,
     status_queue: str = "upgrade-status",
+    batch_queue: str = "upgrade-batch",
     upgrades_table: str | None = None,
     schedule: StatusSchedule | None = None,
     callback_hosts: str | None = None,
@@ -49,6 +50,7 @@ def app_environment(
     env = sandbox.environment() | {
         "AzureWebJobsStorage": storage,
         "UPGRADE_STATUS_QUEUE": status_queue,
+        "UPGRADE_BATCH_QUEUE": batch_queue,  # RunBatch's function.json names %UPGRADE_BATCH_QUEUE%
         # The host resolves %CONSENT_CHECK_SCHEDULE% in KeepConsentAlive's function.json: like Azure (where the
         # infra sets it), it must exist as a setting, not only as the app's default.
         "CONSENT_CHECK_SCHEDULE": "0 30 3 * * *",

@@ -12,7 +12,8 @@ Swagger 2.0 and the Power Platform connector designer understand:
   one-value `enum`; `title` becomes `x-ms-summary` (the label Power Automate shows); `examples[0]` becomes
   `example`; `not`/`if`/`then`/`else` (status-specific problem rules) are dropped.
 - Schemas are inlined; the response bodies are named definitions: UpgradeRequest, AcceptedUpgrade,
-  UpgradeStatus and Problem (every 4xx/5xx, whatever its status-specific narrowing in the spec).
+  UpgradeStatus, BatchRequest, Batch, BatchCustomerPage and
+  Problem (every 4xx/5xx, whatever its status-specific narrowing in the spec).
 - An operation marked `x-ms-long-running-operation` gets, besides its own `202`, a `200` that is the `200` of
   its `x-polling-operation`: that is the body the action outputs once Power Automate has followed `Location`
   to the end, so the designer offers the final status's fields as dynamic content.
@@ -75,6 +76,9 @@ DEFINITION_FOR_COMPONENT = {
     "Eligibility": "Eligibility",
     "HealthHealthy": "Health",
     "HealthUnhealthy": "Health",
+    "BatchRequest": "BatchRequest",
+    "Batch": "Batch",
+    "BatchCustomerPage": "BatchCustomerPage",
 }
 
 

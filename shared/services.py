@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
     from shared.api.follow_links import FollowLinks
+    from shared.batches.completion import BatchCompletion
+    from shared.batches.links import BatchLinks
+    from shared.batches.messages import BatchQueue
+    from shared.batches.pacing import Pacer
+    from shared.batches.service import BatchService
+    from shared.batches.store import BatchStore
+    from shared.batches.worker import BatchWorker
     from shared.key_vault import SecretStore
     from shared.partner_center.client import PartnerCenterClient
     from shared.partner_center.sam import SamTokenProvider
@@ -185,6 +192,7 @@ class Services:
             partner_center=self.partner_center,
             callbacks=self.callbacks,
             clock=self.clock,
+            on_final=lambda record: self.batch_completion.upgrade_final(record),  # noqa: PLW0108 - built lazily
         )
 
     @lazy
@@ -192,6 +200,68 @@ class Services:
         from shared.upgrades.create import UpgradeService
 
         return UpgradeService(self.settings, self.partner_center, lambda: self.idempotency, self.tracker, self.clock)
+
+    # --- batches (shared/batches) -----------------------------------------------------------------
+
+    def _batch_queue_named(self, name: str) -> BatchQueue:
+        from shared.batches.messages import BatchQueue
+        from shared.storage.clients import queue_client
+
+        return BatchQueue(queue_client(self.settings.storage, name, lambda: self.credential))
+
+    @lazy
+    def batch_queue(self) -> BatchQueue:
+        return self._batch_queue_named(self.settings.batch_queue)
+
+    @lazy
+    def batch_poison(self) -> BatchQueue:
+        return self._batch_queue_named(f"{self.settings.batch_queue}-poison")
+
+    @lazy
+    def batch_store(self) -> BatchStore:
+        from shared.batches.store import BatchStore
+
+        return BatchStore(self.table)
+
+    @lazy
+    def batch_links(self) -> BatchLinks:
+        from shared.batches.links import BatchLinks
+
+        return BatchLinks(self.table)
+
+    @lazy
+    def pacer(self) -> Pacer:
+        from shared.batches.pacing import Pacer
+
+        return Pacer(self.table, self.clock, self.settings.batch_calls_per_minute)
+
+    @lazy
+    def batches(self) -> BatchService:
+        from shared.batches.service import BatchService
+
+        return BatchService(self.batch_store, self.batch_queue, lambda: self.idempotency, self.clock)
+
+    @lazy
+    def batch_completion(self) -> BatchCompletion:
+        from shared.batches.completion import BatchCompletion
+
+        return BatchCompletion(self.batch_store, self.batch_queue, self.batch_links, self.callbacks, self.clock)
+
+    @lazy
+    def batch_worker(self) -> BatchWorker:
+        from shared.batches.outcomes import CustomerWork
+        from shared.batches.worker import BatchWorker
+
+        work = CustomerWork(self.partner_center, self.upgrades, self.store, self.batch_links, self.pacer, self.clock)
+        return BatchWorker(
+            store=self.batch_store,
+            queue=self.batch_queue,
+            work=work,
+            pacer=self.pacer,
+            partner_center=self.partner_center,
+            completion=self.batch_completion,
+            clock=self.clock,
+        )
 
 
 _services: Services | None = None

@@ -94,7 +94,11 @@ def app_env(
         monkeypatch.delenv(name, raising=False)
     unique = uuid.uuid4().hex[:12]
     env = app_environment(
-        sandbox, azurite.connection_string, status_queue=f"status-{unique}", upgrades_table=f"upgrades{unique}"
+        sandbox,
+        azurite.connection_string,
+        status_queue=f"status-{unique}",
+        batch_queue=f"batch-{unique}",
+        upgrades_table=f"upgrades{unique}",
     )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -109,7 +113,7 @@ def app(
     app_env: dict[str, str], azurite: Azurite, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> Iterator[AppHarness]:
     caplog.set_level(logging.DEBUG)
-    harness = AppHarness(azurite, app_env["UPGRADE_STATUS_QUEUE"])
+    harness = AppHarness(azurite, app_env["UPGRADE_STATUS_QUEUE"], app_env["UPGRADE_BATCH_QUEUE"])
     yield harness
     secrets = known_secrets(sandbox)
     leaks = find_leaks(secrets, [r.getMessage() for r in caplog.records], harness.answers)

@@ -304,3 +304,29 @@ def test_get_on_the_upgrades_route_is_the_list_and_post_still_creates(
     assert again.json()["upgradeId"] == upgrade_id
     bad = client.request("GET", "/api/upgrades", params={"top": "0"})
     assert bad.status_code == 400 and [e["field"] for e in bad.json()["errors"]] == ["top"]
+
+
+def test_a_report_batch_runs_through_the_batch_queue_trigger_until_completed(
+    real_app: tuple[DevHost, Client], sandbox: Sandbox, e2e_env: dict[str, str]
+) -> None:
+    host, client = real_app
+    poller = next(p for p in host.pollers if p.function == "RunBatch")
+    assert poller.queue_name == e2e_env["UPGRADE_BATCH_QUEUE"]  # %UPGRADE_BATCH_QUEUE% resolved
+    fleet = sandbox.add_fleet(5, seed=uuid.uuid4().int % 10**9, mix={"eligible": 3, "notEligible": 2})
+    body = {"productFamily": "Azure", "mode": "report", "customerIds": [c.customer_id for c in fleet.customers]}
+
+    accepted = client.request("POST", "/api/batches", json=body)
+
+    assert accepted.status_code == 202, accepted.text
+    batch_id = accepted.json()["batchId"]
+    assert accepted.headers["Location"] == f"{host.url}/api/batches/{batch_id}"
+    final = client.follow(accepted.headers["Location"], until=lambda r: r.status_code != 202, timeout=30)
+    assert final.status_code == 200, final.text
+    assert final.json()["counts"] == {
+        "pending": 0, "eligible": 3, "notEligible": 2, "hasUpgrade": 0, "upgrading": 0, "completed": 0,
+        "failed": 0, "error": 0,
+    }  # fmt: skip
+    csv_answer = client.request("GET", f"/api/batches/{batch_id}/customers", headers={"Accept": "text/csv"})
+    assert csv_answer.status_code == 200 and csv_answer.headers["Content-Type"].startswith("text/csv")
+    assert len(csv_answer.text.strip().splitlines()) == 6
+    assert poller.outcomes["ok"] >= 2 and poller.outcomes["failed"] == poller.outcomes["poisoned"] == 0

@@ -227,7 +227,7 @@ def test_an_expired_link_is_401_and_a_link_just_before_expiry_still_works(
     assert expired.status == 401 and expired.json()["type"] == PROBLEM + "invalid-follow-link"
 
 
-def test_batch_follow_links_are_checked_the_same_way_and_are_404_while_batches_do_not_exist(
+def test_batch_follow_links_are_checked_the_same_way_and_a_valid_link_to_an_unknown_batch_is_404(
     app: AppHarness, sandbox: Sandbox
 ) -> None:
     batch_id = str(uuid.uuid4())

@@ -20,6 +20,7 @@ import re
 import threading
 from urllib.parse import urlencode
 
+from shared.batches.model import batch_status_uri
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import DependencyMisconfigured, InvalidFollowLink, UpgradeError
@@ -77,15 +78,24 @@ class FollowLinks:
 
     def upgrade_location(self, base_url: str, upgrade_id: str, customer_id: str) -> str:
         """The upgrade's follow link; its keyed status URL when the key cannot be read."""
+        return self._location(
+            base_url, upgrade_path(upgrade_id), customer_id, status_uri(base_url, upgrade_id, customer_id)
+        )
+
+    def batch_location(self, base_url: str, batch_id: str) -> str:
+        """The batch's follow link (no customerId: it is signed as empty); its keyed URL when the key cannot be read."""
+        return self._location(base_url, batch_path(batch_id), "", batch_status_uri(base_url, batch_id))
+
+    def _location(self, base_url: str, path: str, customer_id: str, keyed: str) -> str:
         try:
             key = self._key()
         except UpgradeError as error:
             self._report(error)
-            return status_uri(base_url, upgrade_id, customer_id)
+            return keyed
         with self._lock:
             self._key_missing_reported = False
         expires = int(self._clock.now() + self._lifetime)
-        return signed_url(key, base_url, upgrade_path(upgrade_id), customer_id, expires)
+        return signed_url(key, base_url, path, customer_id, expires)
 
     def check(self, path: str, customer_id: str, expires: str | None, sig: str | None) -> None:
         """Raise InvalidFollowLink unless the link is valid. Reads the key only: nothing about the resource."""

@@ -18,7 +18,7 @@ from shared.api.follow_links import FOLLOW_RESOURCES, batch_path, upgrade_path
 from shared.api.problems import configuration_problem, internal_problem, problem_response
 from shared.api.validation import is_customer_id, parse_guid, parse_idempotency_key, parse_upgrade_request
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import BatchNotFound, InvalidFollowLink, UpgradeError, where
+from shared.errors import InvalidFollowLink, UpgradeError, where
 from shared.services import Services, services
 from shared.settings import ConfigurationError
 from shared.tracking.on_read import read_status
@@ -71,7 +71,9 @@ def _follow(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
         raise InvalidFollowLink()
     if resource == "batches":
         app.follow_links.check(batch_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))
-        raise BatchNotFound(f"no batch {resource_id.lower()}: batches are not available yet")
+        from shared.api.batches import batch_answer  # noqa: PLC0415 - the batch modules load only for batch links
+
+        return batch_answer(app, base, resource_id.lower())
     if not is_customer_id(customer_id):
         raise InvalidFollowLink()
     app.follow_links.check(upgrade_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))

@@ -47,6 +47,7 @@ log = get_logger(__name__)
 # Each path as its own Partner Center documentation spells it (routing there is case-insensitive).
 CREATE_PATH = "/v1/productupgrades"
 ELIGIBILITY_PATH = "/v1/productUpgrades/eligibility"
+CUSTOMERS_PATH = "/v1/customers?size={size}"
 STATUS_PATH = "/v1/productUpgrades/{upgrade_id}/status"
 APPLICATION_NAME = "PartnerCenterUpgradeFunctions"
 LOCALE = "en-US"
@@ -70,6 +71,12 @@ class Eligibility:
 class CreatedUpgrade:
     upgrade_id: str
     location: str  # Partner Center's Location header, verbatim (relative: productUpgrades/{id})
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: list[tuple[str, str | None]]  # (customer id lower case, company name)
+    next_page: dict[str, Any] | None  # links.next as Partner Center sent it: {"uri", "headers": [...]}, or None
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,36 @@ class PartnerCenterClient:
             error_details=details if isinstance(details, dict) else None,
         )
 
-    def _call(self, route: str, path: str, body: dict[str, Any], request_id: str, budget: Budget) -> requests.Response:
-        call = _Call(route, self._base_url + path, json.dumps(body), _headers(request_id))
+    def list_customers(self, page: dict[str, Any] | None, size: int, budget: Budget) -> CustomerPage:
+        """One page of the partner's customers: the first (`page` None) or the `links.next` of the previous one,
+        requested at `{base}/v1` + its uri with every header it lists (e.g. MS-ContinuationToken)."""
+        path, extra = CUSTOMERS_PATH.format(size=size), {}
+        if page is not None:
+            path = "/v1" + str(page.get("uri", ""))
+            extra = {str(h.get("key")): str(h.get("value")) for h in page.get("headers", []) if isinstance(h, dict)}
+        response = self._call("customers", path, None, str(uuid.uuid4()), budget, method="GET", extra=extra)
+        if response.status_code != 200:
+            raise _rejection(response, "Partner Center refused the customer list")
+        document = json_object(response)
+        items = document.get("items") if isinstance(document.get("items"), list) else []
+        customers = [_listed(item) for item in items or [] if isinstance(item, dict)]
+        links = document.get("links") if isinstance(document.get("links"), dict) else {}
+        following = (links or {}).get("next")
+        return CustomerPage([c for c in customers if c is not None], following if isinstance(following, dict) else None)
+
+    def _call(
+        self,
+        route: str,
+        path: str,
+        body: dict[str, Any] | None,
+        request_id: str,
+        budget: Budget,
+        *,
+        method: str = "POST",
+        extra: dict[str, str] | None = None,
+    ) -> requests.Response:
+        payload = None if body is None else json.dumps(body)
+        call = _Call(route, self._base_url + path, payload, _headers(request_id) | (extra or {}), method)
         return with_retries(
             lambda attempt: self._attempt(call, attempt, budget),
             attempts=budget.attempts,
@@ -185,6 +220,7 @@ class PartnerCenterClient:
 
     def _send(self, call: _Call, token: str, attempt: int, budget: Budget) -> requests.Response:
         """One HTTP exchange; timeouts and connection failures become a `Retry`."""
+        budget.before_call()
         remaining = budget.remaining()
         if remaining < 0.05:
             raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {call.route}")
@@ -192,8 +228,8 @@ class PartnerCenterClient:
         headers = {"Authorization": f"Bearer {token}", **call.headers}
         started = time.monotonic()
         try:
-            response = self._session.post(
-                call.url, data=call.payload, headers=headers, timeout=timeout, allow_redirects=False
+            response = self._session.request(
+                call.method, call.url, data=call.payload, headers=headers, timeout=timeout, allow_redirects=False
             )
         except requests.Timeout:
             elapsed = time.monotonic() - started
@@ -218,8 +254,9 @@ class PartnerCenterClient:
 class _Call:
     route: str
     url: str
-    payload: str
+    payload: str | None
     headers: dict[str, str]
+    method: str = "POST"
 
     @property
     def request_id(self) -> str:
@@ -237,6 +274,15 @@ def _headers(request_id: str) -> dict[str, str]:
         "X-Locale": LOCALE,
         "MS-PartnerCenter-Application": APPLICATION_NAME,
     }
+
+
+def _listed(item: dict[str, Any]) -> tuple[str, str | None] | None:
+    customer_id = item.get("id")
+    profile = item.get("companyProfile") if isinstance(item.get("companyProfile"), dict) else {}
+    name = (profile or {}).get("companyName")
+    if not (isinstance(customer_id, str) and is_guid(customer_id)):
+        return None
+    return customer_id.lower(), name if isinstance(name, str) and name else None
 
 
 def _unauthorized(response: requests.Response, token: str, call: _Call) -> UpgradeError:

@@ -22,6 +22,7 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     if record and record.customer_id != message.customer_id:
         raise InvalidMessage(f"customerId does not match the record of upgrade {message.upgrade_id}")
     if record and record.is_final:
+        tracker.reached_final(record)  # again: a crash may have come between the final save and the batch hook
         if record.callback_state == CallbackState.PENDING:
             tracker.deliver(record)
         else:
@@ -54,5 +55,6 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     if not tracker.save(record) or not record.is_final:
         return
     tracker.log_final(record)
+    tracker.reached_final(record)
     if record.callback_state == CallbackState.PENDING:
         tracker.deliver(record)

@@ -42,4 +42,8 @@ def read_status(tracker: Tracker, upgrade_id: str, customer_id: str | None) -> U
         tracker.schedule(checked, 0)  # UpgradeStatus delivers it; a GET never waits on a receiver
     if tracker.save(checked) and checked.is_final:
         tracker.log_final(checked)
+        try:
+            tracker.reached_final(checked)
+        except UpgradeError as error:  # the next queue message for this upgrade runs the hook again
+            log.warning("batches waiting on upgrade %s not settled yet: %s", upgrade_id, error.detail)
     return checked

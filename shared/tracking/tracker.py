@@ -8,6 +8,8 @@ conditional on the record's ETag, and a lost race keeps the other update.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import PartnerCenterUnknownUpgrade, UpgradeError
@@ -34,8 +36,10 @@ class Tracker:
         partner_center: PartnerCenterClient,
         callbacks: CallbackSender,
         clock: Clock,
+        on_final: Callable[[UpgradeRecord], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_final = on_final
         self.store = store
         self.clock = clock
         self._queue = queue
@@ -162,6 +166,12 @@ class Tracker:
             record.status,
             record.partner_center_status,
         )
+
+    def reached_final(self, record: UpgradeRecord) -> None:
+        """The upgrade is final: batches waiting on it settle their row (shared/batches/completion.py).
+        Idempotent, so a duplicate message runs it again safely; a storage failure raises for a retry."""
+        if self._on_final is not None:
+            self._on_final(record)
 
     def deliver(self, record: UpgradeRecord) -> None:
         """One callback attempt; another is scheduled through the queue when it is worth it. Never raises."""

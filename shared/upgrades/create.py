@@ -84,8 +84,17 @@ class UpgradeService:
             self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
         return accepted
 
-    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str) -> Accepted:
-        budget = Budget(CREATE_BUDGET_SECONDS, self._clock)
+    def create_for_batch(
+        self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget
+    ) -> Accepted:
+        """The same path as `submit`, for one customer of a batch: its MS-RequestId (derived from batch and
+        customer, so a redelivered message never creates twice) and its paced, non-waiting budget."""
+        return self._forward(request, request_id, correlation_id, budget)
+
+    def _forward(
+        self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget | None = None
+    ) -> Accepted:
+        budget = budget or Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
         existing = upgrade_id is not None
         if upgrade_id is not None:

@@ -27,12 +27,18 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 import CheckEligibility
 import CreateUpgrade
 import Follow
+import GetBatch
+import GetBatchCustomers
 import GetUpgradeStatus
 import Health
 import KeepConsentAlive
 import ListUpgrades
+import RunBatch
+import StartBatch
 import UpgradeStatus
 from localstack.azurite import Azurite, PutMessage
+from sandbox.clock import ManualClock
+from support.virtual_queues import VirtualQueues
 
 BASE_URL = "https://upgrades.example.test"
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
@@ -65,9 +71,10 @@ class QueueRun:
 
 
 class AppHarness:
-    def __init__(self, azurite: Azurite, queue_name: str) -> None:
+    def __init__(self, azurite: Azurite, queue_name: str, batch_queue_name: str = "upgrade-batch") -> None:
         self.azurite = azurite
         self.queue_name = queue_name
+        self.batch_queue_name = batch_queue_name
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
 
@@ -116,6 +123,45 @@ class AppHarness:
             "GET", BASE_URL + path, headers=dict(headers or {}), route_params={"customerId": customer_id}, body=b""
         )
         return self._keep("GET", path, CheckEligibility.main(request))
+
+    # --- batches -----------------------------------------------------------------------------------
+
+    def post_batch(
+        self,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> Answer:
+        payload = raw if raw is not None else json.dumps(body).encode()
+        all_headers = dict(headers or {})
+        if content_type is not None:
+            all_headers.setdefault("Content-Type", content_type)
+        request = func.HttpRequest("POST", f"{BASE_URL}/api/batches", headers=all_headers, body=payload)
+        return self._keep("POST", "/api/batches", StartBatch.main(request))
+
+    def get_batch(self, batch_id: str) -> Answer:
+        request = func.HttpRequest(
+            "GET", f"{BASE_URL}/api/batches/{batch_id}", headers={}, route_params={"batchId": batch_id}, body=b""
+        )
+        return self._keep("GET", f"/api/batches/{batch_id}", GetBatch.main(request))
+
+    def get_batch_customers(
+        self, batch_id: str, params: Mapping[str, str] | None = None, accept: str | None = None
+    ) -> Answer:
+        query = dict(params or {})
+        url = f"{BASE_URL}/api/batches/{batch_id}/customers" + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": accept} if accept else {}
+        request = func.HttpRequest(
+            "GET", url, headers=headers, params=query, route_params={"batchId": batch_id}, body=b""
+        )
+        return self._keep("GET", f"/api/batches/{batch_id}/customers", GetBatchCustomers.main(request))
+
+    def virtual_queues(self, clock: ManualClock) -> VirtualQueues:
+        """The batch and status queues, run by `RunBatch.main` and `UpgradeStatus.main` in virtual time."""
+        handlers = {self.batch_queue_name: RunBatch.main, self.queue_name: UpgradeStatus.main}
+        return VirtualQueues(self.azurite, clock, handlers)
 
     def health(self, headers: Mapping[str, str] | None = None) -> Answer:
         request = func.HttpRequest("GET", f"{BASE_URL}/api/health", headers=dict(headers or {}), body=b"")

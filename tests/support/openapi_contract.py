@@ -20,7 +20,8 @@ What is checked, for one response (`check_response`):
 3. every header the spec marks `required` is present (names case-insensitive), and every described header
    that is present has a value valid for its schema (an `integer` header must be digits, then in range);
 4. the body: empty when no content is described; otherwise its `Content-Type` media type (parameters such as
-   `charset` ignored) must be a described one, it must be UTF-8 JSON, and it must validate against that media
+   `charset` ignored) must be a described one, it must be UTF-8 JSON (UTF-8 text for a non-JSON type such as
+   `text/csv`), and it must validate against that media
    type's schema (JSON Schema 2020-12, `$ref`s resolved inside the spec, `date-time` formats checked);
 5. rules the schemas cannot express: a problem's `status` equals the HTTP status and its
    `correlationId` equals the `x-correlation-id` header; a `Location` that comes with an upgrade body is that
@@ -201,6 +202,12 @@ class _Contract:
         if media_type not in content:
             shown = media_type or "no Content-Type"
             return None, [f"{shown} is not a described media type (described: {', '.join(content)})"]
+        if not media_type.endswith(("/json", "+json")):  # text (e.g. text/csv): described, and UTF-8
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                return None, [f"the {media_type} body is not UTF-8"]
+            return None, []
         try:
             document = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

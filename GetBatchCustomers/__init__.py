@@ -1,0 +1,7 @@
+import azure.functions as func
+
+from shared.api.batches import get_batch_customers
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    return get_batch_customers(req)

@@ -1,0 +1,102 @@
+"""The batch routes and the batch-queue trigger: parse, call `shared.batches`, shape the answer
+(docs/design.md, "Batches")."""
+
+from __future__ import annotations
+
+import time
+
+import azure.functions as func
+
+from shared.api.http import _answer, _base_url, _json
+from shared.api.validation import parse_guid, parse_idempotency_key
+from shared.batches.export import to_csv
+from shared.batches.messages import BatchMessage, InvalidBatchMessage
+from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
+from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
+from shared.correlation import correlation_id_from, correlation_scope, get_logger
+from shared.errors import RetryLater, UpgradeError, where
+from shared.services import Services, services
+from shared.settings import ConfigurationError
+
+log = get_logger(__name__)
+
+
+def start_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "StartBatch", _start)
+
+
+def get_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "GetBatch", _get)
+
+
+def get_batch_customers(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "GetBatchCustomers", _customers)
+
+
+def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts)
+    key = parse_idempotency_key(req.headers.get("idempotency-key"))
+    base = _base_url(req, app)
+    started = app.batches.start(request, key, correlation_id, base)
+    location = app.follow_links.batch_location(base, started.batch_id)
+    return _json(202, dict(started.body), {"Location": location, "Retry-After": str(started.retry_after)})
+
+
+def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
+    assert batch_id
+    return batch_answer(app, _base_url(req, app), batch_id)
+
+
+def batch_answer(app: Services, base: str, batch_id: str) -> func.HttpResponse:
+    """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After."""
+    batch = app.batches.read(batch_id)
+    if batch.is_done:
+        return _json(200, batch.to_resource(base), {})
+    location = app.follow_links.batch_location(base, batch_id)
+    return _json(202, batch.to_resource(base), {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+
+
+def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
+    assert batch_id
+    query = parse_customer_query(req.params)
+    app.batches.read(batch_id)  # 404 for an unknown batch
+    if "text/csv" in (req.headers.get("accept") or "").lower():
+        body = to_csv(app.batch_store.all_rows(batch_id))
+        return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
+    rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
+    token = encode_token(rows[query.top - 1].customer_id) if len(rows) > query.top else None
+    return _json(200, {"items": [r.to_item() for r in rows[: query.top]], "continuationToken": token}, {})
+
+
+def run_batch(msg: func.QueueMessage) -> None:
+    """The RunBatch queue trigger: like UpgradeStatus, failures leave as one `RetryLater` line."""
+    text = msg.get_body().decode("utf-8", errors="replace")
+    message_id = msg.id or "-"
+    with correlation_scope(correlation_id_from(None)):
+        try:
+            message = BatchMessage.parse(text)
+        except InvalidBatchMessage as error:
+            log.error("RunBatch message %s refused (%s); moving it to the poison queue", message_id, error)
+            services().batch_poison.park(text)
+            return
+        started = time.monotonic()
+        log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
+                 message.batch_id)  # fmt: skip
+        try:
+            services().batch_worker.handle(message)
+        except (RetryLater, UpgradeError) as error:
+            detail = error.detail if isinstance(error, UpgradeError) else str(error)
+            log.warning("RunBatch message %s will be retried by the host: %s", message_id, detail)
+            raise RetryLater(detail) from None
+        except ConfigurationError as error:
+            log.error("%s", error)
+            raise RetryLater("the app settings are invalid") from None
+        except Exception as error:  # a bug: one line for the operator; the message is retried, then kept in poison
+            log.error("unexpected %s in RunBatch at %s", type(error).__name__, where(error))
+            raise RetryLater(f"unexpected {type(error).__name__}") from None
+        log.info("RunBatch message %s done in %.0f ms", message_id, (time.monotonic() - started) * 1000)

@@ -1,0 +1,74 @@
+"""Finishing a batch: rows waiting on an upgrade that became final, and the batch's one callback.
+
+The batch becomes Completed inside the transaction that settles its last open row (`BatchStore.settle`): that
+ETag-conditional change happens once, and only the caller that made it sends the callback. A failed delivery is
+retried through a `callback` message on the batch queue, never by a second sender.
+"""
+
+from __future__ import annotations
+
+from shared.batches.links import BatchLinks
+from shared.batches.messages import BatchMessage, BatchQueue
+from shared.batches.model import BatchRecord, Outcome
+from shared.batches.outcomes import final_settlement
+from shared.batches.store import BatchStore
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.tracking.callbacks import MAX_CALLBACK_ATTEMPTS, CallbackSender, Delivery
+from shared.upgrades.model import CallbackState, UpgradeRecord
+
+log = get_logger(__name__)
+
+CALLBACK_RETRY_SECONDS = 60
+OPEN = frozenset({Outcome.PENDING, Outcome.UPGRADING})
+
+
+class BatchCompletion:
+    def __init__(
+        self, store: BatchStore, queue: BatchQueue, links: BatchLinks, callbacks: CallbackSender, clock: Clock
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._links = links
+        self._callbacks = callbacks
+        self._clock = clock
+
+    def upgrade_final(self, record: UpgradeRecord) -> None:
+        """Tracking's hook: an upgrade is final; settle the rows of the batches waiting on it."""
+        for batch_id, customer_id in self._links.batches_waiting_on(record.upgrade_id):
+            if customer_id != record.customer_id:
+                continue
+            batch, completed = self._store.settle(batch_id, [final_settlement(record, OPEN)], self._clock.now())
+            self.settled(batch, completed)
+
+    def settled(self, batch: BatchRecord | None, completed: bool) -> None:
+        """After a settle: the caller that completed the batch sends its callback."""
+        if batch is None or not completed:
+            return
+        log.info("batch %s is Completed: %s", batch.batch_id, {str(k): v for k, v in batch.counts.items() if v})
+        if batch.callback_state == CallbackState.PENDING:
+            self.deliver(batch)
+
+    def retry_callback(self, batch_id: str) -> None:
+        batch = self._store.get(batch_id)
+        if batch is not None and batch.is_done and batch.callback_state == CallbackState.PENDING:
+            self.deliver(batch)
+
+    def deliver(self, batch: BatchRecord) -> None:
+        """One attempt; the next is a queue message. Never raises for the receiver's failures."""
+        assert batch.callback_url
+        result = self._callbacks.deliver(batch.callback_url, batch.to_resource(batch.base_url))
+        batch.callback_attempts += 1
+        batch.updated_at = self._clock.now()
+        retry = result is Delivery.RETRY and batch.callback_attempts < MAX_CALLBACK_ATTEMPTS
+        if result is Delivery.DELIVERED:
+            batch.callback_state = CallbackState.DELIVERED
+        elif not retry:
+            batch.callback_state = CallbackState.FAILED
+            log.warning("callback of batch %s failed after %d attempts", batch.batch_id, batch.callback_attempts)
+        if not self._store.save(batch):
+            log.info("batch %s changed while its callback was sent; keeping the other update", batch.batch_id)
+            return
+        if retry:
+            delay = CALLBACK_RETRY_SECONDS * 2 ** (batch.callback_attempts - 1)
+            self._queue.send(BatchMessage("callback", batch.batch_id), delay)

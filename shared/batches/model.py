@@ -1,0 +1,172 @@
+"""A batch as this app knows it: its request, its outcomes, its record and the resource callers see
+(docs/design.md, "Batches").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from shared.clock import iso
+from shared.upgrades.model import CallbackState
+
+# Namespace of the MS-RequestId a batch sends when it creates a customer's upgrade (uuid5 of batch and customer).
+BATCH_REQUEST_NAMESPACE = uuid.UUID("0b9f5d2c-8a61-4c1e-9b7e-2d4f6a8c1e35")
+RUNNING_RETRY_AFTER_SECONDS = 10
+
+
+class Mode(StrEnum):
+    REPORT = "report"
+    UPGRADE = "upgrade"
+
+
+class BatchState(StrEnum):
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+
+
+class Outcome(StrEnum):
+    PENDING = "pending"
+    ELIGIBLE = "eligible"
+    NOT_ELIGIBLE = "notEligible"
+    HAS_UPGRADE = "hasUpgrade"
+    UPGRADING = "upgrading"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+OPEN_OUTCOMES = frozenset({Outcome.PENDING, Outcome.UPGRADING})  # the batch runs while a row is in one of these
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    mode: Mode
+    product_family: str
+    customer_ids: tuple[str, ...] | None  # None: allCustomers
+    callback_url: str | None
+
+    @property
+    def all_customers(self) -> bool:
+        return self.customer_ids is None
+
+    def fingerprint(self) -> str:
+        """Identifies the request's meaning, for Idempotency-Key comparison."""
+        canonical = json.dumps(
+            [self.mode, self.product_family, self.customer_ids, self.callback_url], separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def empty_counts() -> dict[Outcome, int]:
+    return dict.fromkeys(Outcome, 0)
+
+
+@dataclass
+class BatchRecord:
+    batch_id: str
+    mode: Mode
+    product_family: str
+    created_at: float
+    updated_at: float
+    correlation_id: str | None
+    all_customers: bool = False
+    listing_done: bool = True
+    status: BatchState = BatchState.RUNNING
+    counts: dict[Outcome, int] = field(default_factory=empty_counts)
+    completed_at: float | None = None
+    callback_url: str | None = None
+    callback_state: CallbackState = CallbackState.NONE
+    callback_attempts: int = 0
+    base_url: str = ""  # where the batch was submitted: the callback's URLs are built on it
+    etag: str | None = None
+
+    @property
+    def total(self) -> int | None:
+        """Customers in the batch; None while allCustomers is still being listed."""
+        return sum(self.counts.values()) if self.listing_done else None
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == BatchState.COMPLETED
+
+    def may_complete(self) -> bool:
+        """Every customer has a final outcome (and the list is complete), while the record still says Running."""
+        return (
+            self.status == BatchState.RUNNING and self.listing_done and not any(self.counts[o] for o in OPEN_OUTCOMES)
+        )
+
+    def complete(self, now: float) -> None:
+        self.status = BatchState.COMPLETED
+        self.completed_at = now
+        if self.callback_url and self.callback_state == CallbackState.NONE:
+            self.callback_state = CallbackState.PENDING
+
+    def to_resource(self, base_url: str) -> dict[str, Any]:
+        return {
+            "batchId": self.batch_id,
+            "mode": str(self.mode),
+            "productFamily": self.product_family,
+            "status": str(self.status),
+            "total": self.total,
+            "counts": {str(o): self.counts[o] for o in Outcome},
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "completedAt": iso(self.completed_at),
+            "correlationId": self.correlation_id,
+            "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
+            "statusUri": batch_status_uri(base_url, self.batch_id),
+            "callback": {
+                "url": self.callback_url,
+                "state": str(self.callback_state),
+                "attempts": self.callback_attempts,
+            },
+        }
+
+
+@dataclass
+class CustomerRow:
+    customer_id: str
+    outcome: Outcome = Outcome.PENDING
+    company_name: str | None = None
+    upgrade_id: str | None = None
+    reason: str | None = None
+    updated_at: float = 0.0
+    etag: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "customerId": self.customer_id,
+            "companyName": self.company_name,
+            "outcome": str(self.outcome),
+            "upgradeId": self.upgrade_id,
+            "reason": self.reason,
+            "updatedAt": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One customer's new outcome, applied only if the row is still in `from_outcomes`."""
+
+    customer_id: str
+    outcome: Outcome
+    reason: str | None = None
+    upgrade_id: str | None = None
+    from_outcomes: frozenset[Outcome] = frozenset({Outcome.PENDING})
+
+
+def batch_status_uri(base_url: str, batch_id: str) -> str:
+    """`{base}/api/batches/{batchId}`: the keyed status route."""
+    return f"{base_url}/api/batches/{quote(batch_id, safe='')}"
+
+
+def batch_request_id(batch_id: str, customer_id: str) -> str:
+    """The MS-RequestId of a batch's create for a customer: the same on every redelivery, so Partner Center
+    creates once."""
+    return str(uuid.uuid5(BATCH_REQUEST_NAMESPACE, f"{batch_id.lower()}\n{customer_id.lower()}"))

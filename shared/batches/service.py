@@ -1,0 +1,94 @@
+"""Starting a batch (Idempotency-Key -> rows and batch entity -> first queue message -> 202) and reading it.
+
+Nothing reaches Partner Center here: the work happens on the batch queue. The Idempotency-Key store is the one
+POST /api/upgrades uses (keys of the two routes are kept apart by a prefix).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.batches.messages import BatchMessage, BatchQueue
+from shared.batches.model import (
+    RUNNING_RETRY_AFTER_SECONDS,
+    BatchRecord,
+    BatchRequest,
+    CustomerRow,
+    Outcome,
+)
+from shared.batches.store import BatchStore
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import BatchNotFound
+from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
+
+log = get_logger(__name__)
+
+KEY_PREFIX = "batches\n"
+
+
+@dataclass(frozen=True)
+class Started:
+    batch_id: str
+    body: dict[str, object]
+    retry_after: int
+
+
+class BatchService:
+    def __init__(
+        self, store: BatchStore, queue: BatchQueue, idempotency: Callable[[], IdempotencyStore], clock: Clock
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._idempotency = idempotency
+        self._clock = clock
+
+    def start(self, request: BatchRequest, key: str | None, correlation_id: str, base_url: str) -> Started:
+        claim: Claim | None = None
+        if key is not None:
+            claimed = self._idempotency().claim(KEY_PREFIX + key, request.fingerprint())
+            if isinstance(claimed, StoredResponse):
+                batch_id = str(claimed.body["batchId"])
+                log.info("Idempotency-Key seen before with the same body; replaying batch %s", batch_id)
+                # The resource as it is now, with this request's URLs: nothing stored is built from another Host.
+                return Started(batch_id, self.read(batch_id).to_resource(base_url), claimed.retry_after)
+            claim = claimed
+        try:
+            started = self._start(request, correlation_id, base_url)
+        except BaseException:
+            if claim is not None:
+                self._idempotency().release(claim)
+            raise
+        if claim is not None:
+            self._idempotency().complete(claim, StoredResponse({"batchId": started.batch_id}, started.retry_after))
+        return started
+
+    def _start(self, request: BatchRequest, correlation_id: str, base_url: str) -> Started:
+        now = self._clock.now()
+        batch = BatchRecord(
+            batch_id=str(uuid.uuid4()),
+            mode=request.mode,
+            product_family=request.product_family,
+            created_at=now,
+            updated_at=now,
+            correlation_id=correlation_id,
+            all_customers=request.all_customers,
+            listing_done=not request.all_customers,
+            callback_url=request.callback_url,
+            base_url=base_url,
+        )
+        ids = request.customer_ids or ()
+        batch.counts[Outcome.PENDING] = len(ids)
+        self._store.create(batch, [CustomerRow(c, updated_at=now) for c in ids])
+        first = BatchMessage("list" if request.all_customers else "plan", batch.batch_id)
+        self._queue.send(first)
+        log.info("batch %s started: %s mode, %s", batch.batch_id, batch.mode, f"{len(ids)} customers" if ids else "all")
+        return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
+
+    def read(self, batch_id: str) -> BatchRecord:
+        batch = self._store.get(batch_id)
+        if batch is None:
+            raise BatchNotFound(f"no batch {batch_id}")
+        return batch

@@ -1,0 +1,222 @@
+"""Batches in the `UPGRADES_TABLE` table (layout in `entities.py`).
+
+Counts are kept on the batch entity and changed in the same entity-group transaction as the customer rows they
+count, each operation conditional on the ETag read: a row moves out of `pending` (or `upgrading`) exactly once
+and its count moves with it, whichever instance or redelivered message gets there first. Recomputing counts
+from the rows would need a partition scan (up to 5,000 rows) per change; the transaction needs one write.
+A lost race (HTTP 412 inside the transaction) re-reads and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.batches import entities
+from shared.batches.model import BatchRecord, CustomerRow, Outcome, Settlement
+from shared.correlation import get_logger
+from shared.errors import DependencyUnavailable
+from shared.storage.clients import EnsuredResource, error_code
+
+log = get_logger(__name__)
+
+MAX_TRANSACTION = 100
+MAX_RACES = 20
+
+Operation = tuple[Any, ...]
+
+
+class _TableNotFound(ResourceNotFoundError):
+    """A transaction on a missing table, in the shape `EnsuredResource` creates the table for."""
+
+    error_code = "TableNotFound"
+
+
+class BatchStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+        self._ensured = EnsuredResource("table", table.table_name, table.create_table)
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        def read() -> BatchRecord | None:
+            entity = self._point(entities.partition(batch_id), entities.BATCH_ROW)
+            return None if entity is None else entities.batch_from(dict(entity), entity.metadata.get("etag"))
+
+        return self._ensured.run("read the batch", read)
+
+    def create(self, record: BatchRecord, rows: Sequence[CustomerRow]) -> None:
+        """The rows first, the batch entity last: a batch is visible only with all its rows."""
+
+        def write() -> None:
+            key = entities.partition(record.batch_id)
+            for start in range(0, len(rows), MAX_TRANSACTION):
+                slice_ = rows[start : start + MAX_TRANSACTION]
+                self._transact([("upsert", entities.row_entity(record.batch_id, r)) for r in slice_])
+            record.etag = self._table.create_entity(entities.batch_entity(record)).get("etag")
+            log.info("batch %s stored with %d customers (partition %s)", record.batch_id, len(rows), key)
+
+        self._ensured.run("store the batch", write)
+
+    def save(self, record: BatchRecord) -> bool:
+        """Replace the batch entity if unchanged since read; False when someone else changed it first."""
+
+        def write() -> bool:
+            try:
+                result = self._table.update_entity(
+                    entities.batch_entity(record),
+                    mode=UpdateMode.REPLACE,
+                    etag=record.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceNotFoundError, ResourceExistsError) as error:
+                if error_code(error) == "TableNotFound":
+                    raise
+                return False
+            except Exception as error:
+                if getattr(error, "status_code", None) == 412:
+                    return False
+                raise
+            record.etag = result.get("etag")
+            return True
+
+        return self._ensured.run("update the batch", write)
+
+    def rows(self, batch_id: str, customer_ids: Sequence[str]) -> dict[str, CustomerRow]:
+        def read() -> dict[str, CustomerRow]:
+            found = {}
+            for customer_id in customer_ids:
+                entity = self._point(entities.partition(batch_id), entities.row_key(customer_id))
+                if entity is not None:
+                    found[customer_id] = entities.row_from(dict(entity), entity.metadata.get("etag"))
+            return found
+
+        return self._ensured.run("read batch rows", read)
+
+    def query(self, batch_id: str, outcome: Outcome | None, after: str | None, limit: int) -> list[CustomerRow]:
+        """Up to `limit` rows in customer-id order, after customer `after`, of one outcome or all."""
+        start = entities.row_key(after) if after else entities.ROW_PREFIX
+        condition = "PartitionKey eq @pk and RowKey gt @start and RowKey lt @end"
+        params: dict[str, Any] = {"pk": entities.partition(batch_id), "start": start, "end": "c}"}
+        if outcome is not None:
+            condition += " and outcome eq @outcome"
+            params["outcome"] = str(outcome)
+
+        def read() -> list[CustomerRow]:
+            found: list[CustomerRow] = []
+            pages = self._table.query_entities(condition, parameters=params, results_per_page=min(limit, 1000))
+            for entity in pages:
+                found.append(entities.row_from(dict(entity), None))
+                if len(found) >= limit:
+                    break
+            return found
+
+        return self._ensured.run("list batch rows", read)
+
+    def all_rows(self, batch_id: str) -> Iterator[CustomerRow]:
+        after: str | None = None
+        while True:
+            page = self.query(batch_id, None, after, 1000)
+            yield from page
+            if len(page) < 1000:
+                return
+            after = page[-1].customer_id
+
+    def settle(
+        self, batch_id: str, settlements: Sequence[Settlement], now: float, finish_listing: bool = False
+    ) -> tuple[BatchRecord | None, bool]:
+        """Apply the settlements whose rows are still open as they expect (and, if asked, mark the listing
+        done), with the counts, in one transaction per try. Returns the batch and whether THIS call completed it."""
+        by_id = {s.customer_id: s for s in settlements}
+        for _ in range(MAX_RACES):
+            record = self.get(batch_id)
+            if record is None:
+                return None, False
+            rows = self.rows(batch_id, list(by_id))
+            operations = _row_updates(batch_id, rows, by_id, record, now)
+            if not operations and (not finish_listing or record.listing_done):
+                return record, False
+            record.listing_done = record.listing_done or finish_listing
+            record.updated_at = now
+            completed = record.may_complete()
+            if completed:
+                record.complete(now)
+            if self._commit(operations, record):
+                return record, completed
+        raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
+
+    def add_listed(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> None:
+        """Insert rows (pending) for listed customers not in the batch yet, counting them as pending."""
+        for start in range(0, len(customers), MAX_TRANSACTION - 1):
+            self._add_slice(batch_id, customers[start : start + MAX_TRANSACTION - 1], now)
+
+    def _add_slice(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> None:
+        for _ in range(MAX_RACES):
+            record = self.get(batch_id)
+            if record is None:
+                return
+            existing = self.rows(batch_id, [c for c, _ in customers])
+            new = [CustomerRow(c, company_name=name, updated_at=now) for c, name in customers if c not in existing]
+            if not new:
+                return
+            record.counts[Outcome.PENDING] += len(new)
+            record.updated_at = now
+            if self._commit([("create", entities.row_entity(batch_id, row)) for row in new], record):
+                return
+        raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
+
+    def _commit(self, operations: list[Operation], record: BatchRecord) -> bool:
+        batch_op = ("update", entities.batch_entity(record), _if_match(record.etag))
+
+        def write() -> bool:
+            try:
+                result = self._transact([*operations, batch_op])
+            except TableTransactionError as error:
+                if error.status_code in (409, 412) or error_code(error) in ("EntityAlreadyExists",):
+                    return False
+                raise
+            record.etag = result[-1].get("etag")
+            return True
+
+        return self._ensured.run("update the batch", write)
+
+    def _transact(self, operations: list[Operation]) -> list[Any]:
+        """An entity-group transaction; a missing table surfaces as it does for single operations."""
+        try:
+            return list(self._table.submit_transaction(operations))
+        except TableTransactionError as error:
+            if error_code(error) == "TableNotFound":
+                raise _TableNotFound("the table does not exist", response=error.response) from None
+            raise
+
+    def _point(self, partition_key: str, row: str) -> Any:
+        try:
+            return self._table.get_entity(partition_key, row)
+        except ResourceNotFoundError as error:
+            if error_code(error) == "TableNotFound":
+                raise
+            return None
+
+
+def _row_updates(
+    batch_id: str, rows: dict[str, CustomerRow], by_id: dict[str, Settlement], record: BatchRecord, now: float
+) -> list[Operation]:
+    operations: list[Operation] = []
+    for customer_id, settlement in by_id.items():
+        row = rows.get(customer_id)
+        if row is None or row.outcome not in settlement.from_outcomes or row.outcome == settlement.outcome:
+            continue
+        record.counts[row.outcome] -= 1
+        record.counts[settlement.outcome] += 1
+        etag = row.etag
+        row.outcome, row.reason, row.updated_at = settlement.outcome, settlement.reason, now
+        row.upgrade_id = settlement.upgrade_id or row.upgrade_id
+        operations.append(("update", entities.row_entity(batch_id, row), _if_match(etag)))
+    return operations
+
+
+def _if_match(etag: str | None) -> dict[str, Any]:
+    return {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}

@@ -1,0 +1,138 @@
+"""Validation of what callers send to the batch routes. Errors name the field (with its index for ids) and the
+rule, never echo the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.api.validation import is_customer_id, is_json_media_type, parse_json_object
+from shared.batches.model import BatchRequest, Mode, Outcome
+from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from shared.tracking.callback_urls import callback_url_problem
+from shared.upgrades.model import PRODUCT_FAMILY
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_CUSTOMERS = 5000
+MAX_TOP = 1000
+DEFAULT_TOP = 100
+ALLOWED_FIELDS = ("productFamily", "mode", "customerIds", "allCustomers", "callbackUrl")
+MAX_ERRORS = 10
+
+
+def parse_batch_request(body: bytes, content_type: str | None, allowed_callback_hosts: tuple[str, ...]) -> BatchRequest:
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes are accepted")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType("send the body as Content-Type: application/json (UTF-8)")
+    document = parse_json_object(body)
+    errors = [FieldError(_printable(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS]
+    mode = _mode(document, errors)
+    family = document.get("productFamily")
+    if family is None:
+        errors.append(FieldError("productFamily", "is required"))
+    elif not isinstance(family, str) or family.lower() != PRODUCT_FAMILY.lower():
+        errors.append(FieldError("productFamily", "must be 'Azure', the only product family that can be upgraded"))
+    customer_ids = _customers(document, errors)
+    callback_url = document.get("callbackUrl")
+    if callback_url is not None:
+        problem = callback_url_problem(callback_url, allowed_callback_hosts)
+        if problem:
+            errors.append(FieldError("callbackUrl", problem))
+    if errors:
+        raise ValidationFailed(errors[:MAX_ERRORS])
+    assert mode is not None
+    return BatchRequest(mode, PRODUCT_FAMILY, customer_ids, callback_url)
+
+
+def _mode(document: dict[str, Any], errors: list[FieldError]) -> Mode | None:
+    value = document.get("mode")
+    if value is None:
+        errors.append(FieldError("mode", "is required: 'report' or 'upgrade' (nothing is upgraded unless asked)"))
+    elif value not in (Mode.REPORT.value, Mode.UPGRADE.value):
+        errors.append(FieldError("mode", "must be 'report' or 'upgrade'"))
+    else:
+        return Mode(value)
+    return None
+
+
+def _customers(document: dict[str, Any], errors: list[FieldError]) -> tuple[str, ...] | None:
+    ids, everyone = document.get("customerIds"), document.get("allCustomers")
+    if everyone is not None and everyone is not True:
+        errors.append(FieldError("allCustomers", "must be true when given (or send customerIds instead)"))
+        return ()
+    if (ids is None) == (everyone is None):
+        errors.append(FieldError("customerIds", "send exactly one of customerIds and allCustomers: true"))
+        return ()
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not ids:
+        errors.append(FieldError("customerIds", "must be a non-empty array of customer GUIDs"))
+        return ()
+    if len(ids) > MAX_CUSTOMERS:
+        errors.append(FieldError("customerIds", f"has {len(ids)} items; at most {MAX_CUSTOMERS} are accepted"))
+        return ()
+    seen: dict[str, int] = {}
+    for index, value in enumerate(ids):
+        if not is_customer_id(value):
+            errors.append(FieldError(f"customerIds[{index}]", "must be a non-nil GUID"))
+        elif value.lower() in seen:
+            errors.append(FieldError(f"customerIds[{index}]", f"repeats customerIds[{seen[value.lower()]}]"))
+        else:
+            seen[value.lower()] = index
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class CustomerQuery:
+    outcome: Outcome | None
+    top: int
+    after: str | None  # the customer id the previous page ended with
+
+
+def parse_customer_query(params: Mapping[str, str]) -> CustomerQuery:
+    errors: list[FieldError] = []
+    outcome: Outcome | None = None
+    raw_outcome = params.get("outcome")
+    if raw_outcome:
+        if raw_outcome in {o.value for o in Outcome}:
+            outcome = Outcome(raw_outcome)
+        else:
+            errors.append(FieldError("outcome", "must be one of " + ", ".join(o.value for o in Outcome)))
+    top = DEFAULT_TOP
+    raw_top = params.get("top")
+    if raw_top:
+        if raw_top.isdigit() and 1 <= int(raw_top) <= MAX_TOP:
+            top = int(raw_top)
+        else:
+            errors.append(FieldError("top", f"must be a whole number from 1 to {MAX_TOP}"))
+    after = None
+    token = params.get("continuationToken")
+    if token:
+        after = decode_token(token)
+        if after is None:
+            errors.append(FieldError("continuationToken", "is not a token this route handed out"))
+    if errors:
+        raise ValidationFailed(errors)
+    return CustomerQuery(outcome, top, after)
+
+
+def encode_token(customer_id: str) -> str:
+    return base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str | None:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return text if is_customer_id(text) else None
+
+
+def _printable(name: str) -> str:
+    cleaned = "".join(c if c.isprintable() else "?" for c in name)
+    return cleaned if len(cleaned) <= 64 else cleaned[:61] + "..."

@@ -1,0 +1,135 @@
+"""One batch-queue message (kinds in `messages.py`), handled idempotently.
+
+A `customers` message does the work of its still-pending rows and settles them in one transaction. A 429 (or
+a pace too slow to wait for) puts the rest back on the queue after Retry-After as a NEW message and completes
+this one, so throttling never counts toward poison; a transient failure retries that customer through a new
+message with back-off, and after `MAX_ATTEMPTS` settles it as `error`. Only storage failures raise (the host
+retries the message, then parks it in `<queue>-poison`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.batches.completion import BatchCompletion
+from shared.batches.messages import BatchMessage, BatchQueue
+from shared.batches.model import BatchRecord, Outcome, Settlement
+from shared.batches.outcomes import CustomerWork, Throttled, Transient
+from shared.batches.pacing import PaceDeferred, Pacer
+from shared.batches.store import BatchStore
+from shared.clock import Clock
+from shared.correlation import get_logger
+from shared.errors import PartnerCenterThrottled, RetryLater, UpgradeError
+from shared.partner_center.budget import Budget
+from shared.partner_center.client import PartnerCenterClient
+
+log = get_logger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 900
+LIST_PAGE_SIZE = 100
+PLAN_ROWS = 200
+LIST_BUDGET_SECONDS = 60.0
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        *,
+        store: BatchStore,
+        queue: BatchQueue,
+        work: CustomerWork,
+        pacer: Pacer,
+        partner_center: PartnerCenterClient,
+        completion: BatchCompletion,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._work = work
+        self._pacer = pacer
+        self._pc = partner_center
+        self._completion = completion
+        self._clock = clock
+
+    def handle(self, message: BatchMessage) -> None:
+        if message.kind == "callback":
+            self._completion.retry_callback(message.batch_id)
+            return
+        batch = self._store.get(message.batch_id)
+        if batch is None:
+            log.warning("batch %s is unknown; %s message ignored", message.batch_id, message.kind)
+            return
+        if message.kind == "customers":
+            self._customers(batch, message)
+        elif message.kind == "plan":
+            self._plan(batch, message)
+        else:
+            self._list(batch, message)
+
+    def _customers(self, batch: BatchRecord, message: BatchMessage) -> None:
+        rows = self._store.rows(batch.batch_id, message.customer_ids)
+        pending = [c for c in message.customer_ids if c in rows and rows[c].outcome == Outcome.PENDING]
+        settlements: list[Settlement] = []
+        transient: dict[str, str] = {}
+        for index, customer_id in enumerate(pending):
+            try:
+                result = self._work.run(batch, customer_id)
+            except PaceDeferred as deferred:
+                self._requeue(batch, pending[index:], message.attempt, deferred.seconds)
+                break
+            if isinstance(result, Throttled):
+                self._pacer.throttled(result.retry_after)
+                self._requeue(batch, pending[index:], message.attempt, result.retry_after)
+                break
+            if isinstance(result, Transient):
+                transient[customer_id] = result.reason
+            else:
+                settlements.append(result)
+        exhausted = message.attempt + 1 >= MAX_ATTEMPTS
+        if exhausted:
+            settlements += [
+                Settlement(c, Outcome.ERROR, f"gave up after {MAX_ATTEMPTS} attempts: {reason}")
+                for c, reason in transient.items()
+            ]
+        if settlements:
+            self._completion.settled(*self._store.settle(batch.batch_id, settlements, self._clock.now()))
+        if transient and not exhausted:
+            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**message.attempt)
+            self._requeue(batch, list(transient), message.attempt + 1, delay)
+
+    def _requeue(self, batch: BatchRecord, customer_ids: Sequence[str], attempt: int, delay: float) -> None:
+        again = BatchMessage("customers", batch.batch_id, customer_ids=tuple(customer_ids), attempt=attempt)
+        self._queue.send(again, delay)
+
+    def _plan(self, batch: BatchRecord, message: BatchMessage) -> None:
+        rows = self._store.query(batch.batch_id, Outcome.PENDING, message.after, PLAN_ROWS)
+        self._queue.send_chunks(batch.batch_id, [r.customer_id for r in rows])
+        if len(rows) == PLAN_ROWS:
+            self._queue.send(BatchMessage("plan", batch.batch_id, after=rows[-1].customer_id))
+
+    def _list(self, batch: BatchRecord, message: BatchMessage) -> None:
+        if batch.listing_done:
+            return
+        budget = Budget(LIST_BUDGET_SECONDS, self._clock, 2, wait_when_throttled=False, gate=self._pacer.acquire)
+        try:
+            page = self._pc.list_customers(message.next_page, LIST_PAGE_SIZE, budget)
+        except PaceDeferred as deferred:
+            self._queue.send(message, deferred.seconds)
+            return
+        except PartnerCenterThrottled as throttled:
+            wait = float(throttled.retry_after or 1)
+            self._pacer.throttled(wait)
+            self._queue.send(message, wait)
+            return
+        except UpgradeError as error:
+            raise RetryLater(f"listing the customers of batch {batch.batch_id} failed: {error.detail}") from None
+        now = self._clock.now()
+        self._store.add_listed(batch.batch_id, page.customers, now)
+        self._queue.send_chunks(batch.batch_id, [c for c, _ in page.customers])
+        if page.next_page is not None:
+            self._queue.send(BatchMessage("list", batch.batch_id, next_page=page.next_page))
+            return
+        log.info("batch %s: the customer list is complete", batch.batch_id)
+        self._completion.settled(*self._store.settle(batch.batch_id, [], now, finish_listing=True))
