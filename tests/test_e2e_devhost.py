@@ -319,7 +319,7 @@ def test_a_report_batch_runs_through_the_batch_queue_trigger_until_completed(
 
     assert accepted.status_code == 202, accepted.text
     batch_id = accepted.json()["batchId"]
-    assert accepted.headers["Location"] == f"{host.url}/api/batches/{batch_id}"
+    assert accepted.headers["Location"].startswith(f"{host.url}/api/follow/batches/{batch_id}?expires=")
     final = client.follow(accepted.headers["Location"], until=lambda r: r.status_code != 202, timeout=30)
     assert final.status_code == 200, final.text
     assert final.json()["counts"] == {
