@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import time
-
 import azure.functions as func
 
 from shared.api.http import _answer, _base_url, _json
+from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.export import to_csv
 from shared.batches.messages import BatchMessage, InvalidBatchMessage
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
 from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import RetryLater, UpgradeError, where
 from shared.services import Services, services
-from shared.settings import ConfigurationError
 
 log = get_logger(__name__)
 
@@ -84,19 +81,6 @@ def run_batch(msg: func.QueueMessage) -> None:
             log.error("RunBatch message %s refused (%s); moving it to the poison queue", message_id, error)
             services().batch_poison.park(text)
             return
-        started = time.monotonic()
         log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
                  message.batch_id)  # fmt: skip
-        try:
-            services().batch_worker.handle(message)
-        except (RetryLater, UpgradeError) as error:
-            detail = error.detail if isinstance(error, UpgradeError) else str(error)
-            log.warning("RunBatch message %s will be retried by the host: %s", message_id, detail)
-            raise RetryLater(detail) from None
-        except ConfigurationError as error:
-            log.error("%s", error)
-            raise RetryLater("the app settings are invalid") from None
-        except Exception as error:  # a bug: one line for the operator; the message is retried, then kept in poison
-            log.error("unexpected %s in RunBatch at %s", type(error).__name__, where(error))
-            raise RetryLater(f"unexpected {type(error).__name__}") from None
-        log.info("RunBatch message %s done in %.0f ms", message_id, (time.monotonic() - started) * 1000)
+        run_message("RunBatch", message_id, lambda: services().batch_worker.handle(message))

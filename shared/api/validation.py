@@ -28,15 +28,11 @@ def parse_upgrade_request(
     document = parse_json_object(body)
 
     errors = [
-        FieldError(_printable_name(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS
+        FieldError(printable_name(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS
     ][:10]
     customer_id = _guid_field(document, "customerId", errors)
-    product_family = _product_family(document, errors)
-    callback_url = document.get("callbackUrl")
-    if callback_url is not None:
-        problem = callback_url_problem(callback_url, allowed_callback_hosts)
-        if problem:
-            errors.append(FieldError("callbackUrl", problem))
+    product_family = check_product_family(document, errors)
+    callback_url = check_callback_url(document, allowed_callback_hosts, errors)
     if errors:
         raise ValidationFailed(errors)
     return UpgradeRequest(customer_id, product_family, callback_url)
@@ -130,7 +126,18 @@ def _guid_field(document: dict[str, Any], field: str, errors: list[FieldError]) 
     return ""
 
 
-def _product_family(document: dict[str, Any], errors: list[FieldError]) -> str:
+def check_callback_url(document: dict[str, Any], allowed_hosts: tuple[str, ...], errors: list[FieldError]) -> Any:
+    """The optional `callbackUrl` member (None when absent); a refused one adds its error."""
+    callback_url = document.get("callbackUrl")
+    if callback_url is not None:
+        problem = callback_url_problem(callback_url, allowed_hosts)
+        if problem:
+            errors.append(FieldError("callbackUrl", problem))
+    return callback_url
+
+
+def check_product_family(document: dict[str, Any], errors: list[FieldError]) -> str:
+    """The required `productFamily` member: `Azure`, any case; anything else adds its error."""
     value = document.get("productFamily")
     if value is None:
         errors.append(FieldError("productFamily", "is required"))
@@ -139,6 +146,7 @@ def _product_family(document: dict[str, Any], errors: list[FieldError]) -> str:
     return PRODUCT_FAMILY
 
 
-def _printable_name(name: str) -> str:
+def printable_name(name: str) -> str:
+    """A member name as it may appear in an error: printable characters only, at most 64."""
     cleaned = "".join(c if c.isprintable() else "?" for c in name)
     return cleaned if len(cleaned) <= 64 else cleaned[:61] + "..."

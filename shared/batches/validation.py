@@ -10,10 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.api.validation import is_customer_id, is_json_media_type, parse_json_object
+from shared.api.validation import (
+    check_callback_url,
+    check_product_family,
+    is_customer_id,
+    is_json_media_type,
+    parse_json_object,
+    printable_name,
+)
 from shared.batches.model import BatchRequest, Mode, Outcome
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from shared.tracking.callback_urls import callback_url_problem
 from shared.upgrades.model import PRODUCT_FAMILY
 
 MAX_BODY_BYTES = 256 * 1024
@@ -30,19 +36,13 @@ def parse_batch_request(body: bytes, content_type: str | None, allowed_callback_
     if not is_json_media_type(content_type):
         raise UnsupportedMediaType("send the body as Content-Type: application/json (UTF-8)")
     document = parse_json_object(body)
-    errors = [FieldError(_printable(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS]
+    errors = [
+        FieldError(printable_name(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS
+    ]
     mode = _mode(document, errors)
-    family = document.get("productFamily")
-    if family is None:
-        errors.append(FieldError("productFamily", "is required"))
-    elif not isinstance(family, str) or family.lower() != PRODUCT_FAMILY.lower():
-        errors.append(FieldError("productFamily", "must be 'Azure', the only product family that can be upgraded"))
+    check_product_family(document, errors)
     customer_ids = _customers(document, errors)
-    callback_url = document.get("callbackUrl")
-    if callback_url is not None:
-        problem = callback_url_problem(callback_url, allowed_callback_hosts)
-        if problem:
-            errors.append(FieldError("callbackUrl", problem))
+    callback_url = check_callback_url(document, allowed_callback_hosts, errors)
     if errors:
         raise ValidationFailed(errors[:MAX_ERRORS])
     assert mode is not None
@@ -131,8 +131,3 @@ def decode_token(token: str) -> str | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     return text if is_customer_id(text) else None
-
-
-def _printable(name: str) -> str:
-    cleaned = "".join(c if c.isprintable() else "?" for c in name)
-    return cleaned if len(cleaned) <= 64 else cleaned[:61] + "..."
