@@ -27,7 +27,10 @@ from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
 
 REDELIVERED = re.compile(r"UpgradeStatus queue=\S+ id=\S+ dequeue=([2-9]|\d\d+) ")
+FAILED = re.compile(r"UpgradeStatus queue=\S+ id=\S+ dequeue=\d+ -> failed")
 TAKEN_OVER = "took over an abandoned Idempotency-Key claim"
+# A failed invocation's message comes back after host.json's visibilityTimeout (30 s): wait that out and more.
+DRAIN_SECONDS = 45.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class ScaleOutResult:
     status_queue_left: int
     poison: list[str]
     requests_in_flight_at_kill: int
-    redelivered_messages: int  # status messages the survivors got again (dequeue >= 2) after the kill
+    redelivered_messages: int  # status messages the survivors got again (dequeue >= 2): the killed one's, or retries
+    failed_invocations: int  # survivors' UpgradeStatus runs that failed (retried after visibilityTimeout)
+    drain_seconds: float  # from every upgrade final and called back to an empty status queue
     claims_taken_over: int  # survivors' log lines
     faults_injected: Counter[str]
     wall_seconds: float
@@ -112,7 +117,9 @@ def run_scale_out(
             sandbox.partner_center.faults = normal_faults
             final = _follow(callers, submissions, started + plan.deadline_seconds)
             callbacks = _callbacks(sink, {s.upgrade_id for s in submissions if s.upgrade_id}, started + 20)
-            left = _drain(QueueClient.from_connection_string(storage, queue), time.monotonic() + 15)
+            drain_started = time.monotonic()
+            left = _drain(QueueClient.from_connection_string(storage, queue), drain_started + DRAIN_SECONDS)
+            drained = time.monotonic() - drain_started
             wall = time.monotonic() - started
             logs = "".join(h.log() for h in hosts if h.alive)
     finally:
@@ -134,6 +141,8 @@ def run_scale_out(
         poison=_poison(QueueClient.from_connection_string(storage, f"{queue}-poison")),
         requests_in_flight_at_kill=at_kill,
         redelivered_messages=len(REDELIVERED.findall(logs)),
+        failed_invocations=len(FAILED.findall(logs)),
+        drain_seconds=drained,
         claims_taken_over=logs.count(TAKEN_OVER),
         faults_injected=faults.served,
         wall_seconds=wall,

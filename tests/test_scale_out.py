@@ -126,7 +126,8 @@ def describe(result: ScaleOutResult) -> str:
         f"duplicates {result.duplicate_creates}, stuck claims {result.stuck_claims}, queue left "
         f"{result.status_queue_left}, poison {len(result.poison)}, callbacks missing {result.callbacks_missing}, "
         f"callback duplicates {result.callback_duplicates}, in flight at kill {result.requests_in_flight_at_kill}, "
-        f"redelivered {result.redelivered_messages}, claims taken over {result.claims_taken_over}, faults "
+        f"redelivered {result.redelivered_messages}, failed runs {result.failed_invocations}, "
+        f"claims taken over {result.claims_taken_over}, faults "
         f"{dict(result.faults_injected)}, answers {sum((s.answers for s in result.submissions), Counter())}, "
         f"wall {result.wall_seconds:.1f} s"
     )
