@@ -42,6 +42,7 @@ class Callers:
         self.instances = instances
         self.deadline = deadline
         self.in_flight = Counter[int]()  # requests being answered, per instance
+        self.responses: list[requests.Response] = []  # every answer, for contract and leak checks
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -80,6 +81,7 @@ class Callers:
         finally:
             with self._lock:
                 self.in_flight[instance.index] -= 1
+        self.responses.append(response)
         if response.status_code == 202:
             document = response.json()
             submission.upgrade_id, submission.status_uri = document["upgradeId"], document["statusUri"]
@@ -103,6 +105,7 @@ class Callers:
                 response = self._session().get(url, timeout=(2, 30))
             except requests.RequestException:
                 continue
+            self.responses.append(response)
             if response.status_code in (200, 202):
                 return str(response.json().get("status"))
         return None

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
@@ -68,6 +69,8 @@ class ScaleOutResult:
     claims_taken_over: int  # survivors' log lines
     faults_injected: Counter[str]
     wall_seconds: float
+    responses: list[requests.Response]  # every answer the callers got
+    logs: str  # every instance's console, the killed one's too
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -121,7 +124,8 @@ def run_scale_out(
             left = _drain(QueueClient.from_connection_string(storage, queue), drain_started + DRAIN_SECONDS)
             drained = time.monotonic() - drain_started
             wall = time.monotonic() - started
-            logs = "".join(h.log() for h in hosts if h.alive)
+            survivors = "".join(h.log() for h in hosts if h.alive)
+            logs = "".join(h.log() for h in hosts)
     finally:
         sink.stop()
         sandbox.partner_center.faults = normal_faults
@@ -140,12 +144,14 @@ def run_scale_out(
         status_queue_left=left,
         poison=_poison(QueueClient.from_connection_string(storage, f"{queue}-poison")),
         requests_in_flight_at_kill=at_kill,
-        redelivered_messages=len(REDELIVERED.findall(logs)),
-        failed_invocations=len(FAILED.findall(logs)),
+        redelivered_messages=len(REDELIVERED.findall(survivors)),
+        failed_invocations=len(FAILED.findall(survivors)),
         drain_seconds=drained,
-        claims_taken_over=logs.count(TAKEN_OVER),
+        claims_taken_over=survivors.count(TAKEN_OVER),
         faults_injected=faults.served,
         wall_seconds=wall,
+        responses=callers.responses,
+        logs=logs,
     )
 
 

@@ -79,6 +79,17 @@ class PollingBackoff:
         return self.current
 
 
+def decode_body(content: str, encoding: str, *, binary: bool) -> str | bytes | None:
+    """A message's text as the function gets it (``messageEncoding``), or None when it is not valid base64."""
+    if encoding == "none":
+        return content.encode("utf-8") if binary else content
+    try:
+        raw = base64.b64decode("".join(content.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if binary else raw.decode("utf-8", "replace")
+
+
 class QueuePoller:
     """Polls one queue-triggered function's queue and invokes the function for each message."""
 
@@ -213,7 +224,7 @@ class QueuePoller:
         if dequeue_count > self.options.max_dequeue_count:
             self._finish(message, started, "skipped: dequeue count above maxDequeueCount", poison=True)
             return
-        body = self._decode(str(message.content or ""))
+        body = decode_body(str(message.content or ""), self.options.message_encoding, binary=self.binary)
         if body is None:
             self._finish(message, started, "failed: message is not valid base64", poison=True)
             return
@@ -242,15 +253,6 @@ class QueuePoller:
         except Exception as exc:  # a console nicety must never break message handling
             log.debug("describing a %s message failed: %s", self.function, exc)
             return None
-
-    def _decode(self, content: str) -> str | bytes | None:
-        if self.options.message_encoding == "none":
-            return content.encode("utf-8") if self.binary else content
-        try:
-            raw = base64.b64decode("".join(content.split()), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        return raw if self.binary else raw.decode("utf-8", "replace")
 
     def _finish(
         self,

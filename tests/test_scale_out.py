@@ -27,7 +27,9 @@ from shared.services import services
 from shared.settings import ConfigurationError, Settings
 from shared.storage.idempotency import STALE_CLAIM_SECONDS
 from shared.upgrades.model import UpgradeRequest
-from support.harness import AppHarness
+from support.harness import Answer, AppHarness
+from support.leaks import find_leaks, known_secrets
+from support.openapi_contract import check_response
 
 REQUIRED = {
     "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
@@ -98,7 +100,9 @@ def test_three_instances_one_killed_lose_and_double_nothing(
     result = run_scale_out(plan, sandbox, azurite.connection_string, sam.callback_signing_key, tmp_path)
     summary = describe(result)
 
-    # The kill happened mid-run: instance 0 was answering requests, and survivors got its messages again.
+    # The kill happened mid-run: callers met the dead instance, which was answering requests or holding messages.
+    answers = sum((s.answers for s in result.submissions), Counter[str]())
+    assert answers["connection"] > 0, summary
     assert result.requests_in_flight_at_kill > 0 or result.redelivered_messages > 0, summary
     assert sum(result.faults_injected.values()) > 0, summary
     # Every key got its 202 (retried on another instance after the kill, and after the claim lease when the
@@ -118,6 +122,17 @@ def test_three_instances_one_killed_lose_and_double_nothing(
     assert result.status_queue_left == 0 and result.poison == [], summary
     # Callbacks at least once each (receivers de-duplicate by upgradeId + status).
     assert result.callbacks_missing == 0, summary
+    # Every answer is one the contract describes; no instance logged or answered a secret.
+    violations = [
+        f"{r.request.method} {r.url} -> {r.status_code}: {problem}"
+        for r in result.responses
+        for problem in check_response(r.request.method or "", r.url, r.status_code, r.headers, r.content)
+    ]
+    assert not violations, "\n".join(violations)
+    answered = [
+        Answer(r.request.method or "", r.url, r.status_code, dict(r.headers), r.content) for r in result.responses
+    ]
+    assert not find_leaks(known_secrets(sandbox), result.logs.splitlines(), answered)
 
 
 def describe(result: ScaleOutResult) -> str:
