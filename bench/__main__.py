@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 from bench.measure import calls_per_thousand, cold_start, overhead, status_calls
-from bench.stack import ROOT, local_stack
+from bench.scale_report import scale_out_section, throughput_section
+from bench.stack import ROOT, Stack, local_stack
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    parser.add_argument("--only-scale", action="store_true", help="only sections 5 and 6 (several instances)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the report is the output; the app's per-request lines would drown it
     runs = (50, 20) if args.quick else (300, 100)
@@ -32,61 +34,12 @@ def main() -> None:
         "",
     ]
     with local_stack() as stack:
-        lines += ["## 1. Warm per-request overhead over the bare Partner Center round-trip (ms)", ""]
-        lines += ["| sandbox latency | bare p50 | bare p99 | app p50 | app p99 | overhead p50 | overhead p99 |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for latency, count in ((0, runs[0]), (100, runs[1])):
-            o = overhead(stack, latency, count)
-            lines.append(
-                f"| {latency} ms | {o.bare_p50:.1f} | {o.bare_p99:.1f} | {o.app_p50:.1f} | {o.app_p99:.1f} "
-                f"| {o.app_p50 - o.bare_p50:.1f} | {o.app_p99 - o.bare_p99:.1f} |"
-            )
-        lines += ["", "Bare = eligibility + create on one keep-alive session with a ready token. App = "
-                  "CreateUpgrade.main: validation, the same two calls, the status record (Table) and the first "
-                  "check's queue message (Azurite).", ""]  # fmt: skip
-
-        lines += ["## 2. Outside calls for 1,000 create requests from 32 threads", ""]
-        lines += ["| | wall s | Key Vault reads | token exchanges | managed-identity tokens | Partner Center calls "
-                  "| 202s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        app, naive = calls_per_thousand(stack)
-        for c in (app, naive):
-            lines.append(
-                f"| {c.name} | {c.seconds:.1f} | {c.key_vault_reads} | {c.token_exchanges} | {c.identity_tokens} "
-                f"| {c.partner_center_calls} | {c.accepted} |"
-            )
-        lines.append(
-            f"| ratio naive/app | {naive.seconds / app.seconds:.1f}x "
-            f"| {naive.key_vault_reads / app.key_vault_reads:.0f}x "
-            f"| {naive.token_exchanges / app.token_exchanges:.0f}x | "
-            f"{naive.identity_tokens / max(app.identity_tokens, 1):.0f}x | "
-            f"{naive.partner_center_calls / app.partner_center_calls:.1f}x | |"
-        )
-        lines += ["", "The app's Partner Center calls include the eligibility check docs/design.md asks for (2 per "
-                  "create); the naive relay skips it. Key Vault reads count the three SAM secrets.", ""]  # fmt: skip
-
-        lines += ["## 3. Cold start: new process to the first 202 (median of 5, seconds)", ""]
-        cold = cold_start(stack)
-        imports = cold.imports_at_load + cold.imports_in_first_request
-        lines += [
-            "| total | interpreter start | load the three functions | first request | imports at load "
-            "| imports during first request | import share |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {cold.total:.2f} | {cold.interpreter:.2f} | {cold.load:.2f} | {cold.first_request:.2f} "
-            f"| {cold.imports_at_load:.2f} | {cold.imports_in_first_request:.2f} | {imports / cold.total:.0%} |",
-            "",
-            "Imports from `python -X importtime` (top-level cumulative). SDKs are imported lazily when a "
-            "collaborator is first built (shared/services.py), so loading the functions costs only "
-            "azure.functions and the app's light modules; the first request pays for the SDKs it needs plus "
-            "three Key Vault reads, one token exchange, two Partner Center calls and two storage writes.",
-            "",
-        ]
-
-        stack.record_storage_wire()
-        lines += ["## 4. Partner Center status calls per tracked upgrade (default schedule, virtual time)", ""]
-        lines += ["| upgrade lasts | app | once-a-minute poller | saved |", "|---|---:|---:|---:|"]
-        for label, minutes in (("5 min", 5), ("30 min", 30), ("6 h", 360)):
-            calls = status_calls(stack, stack.clock, minutes)
-            lines.append(f"| {label} | {calls} | {minutes} | {1 - calls / minutes:.0%} |")
+        # Sections 5 and 6 run first (before section 4 turns on Azurite's wire log, which slows storage).
+        scale = scale_out_section(stack, quick=args.quick) + throughput_section(stack, quick=args.quick)
+        if args.only_scale:
+            lines += scale
+        else:
+            lines += _single_instance_sections(stack, runs) + scale
     lines += ["", f"Benchmark wall time: {time.perf_counter() - started:.0f} s."]
     report = "\n".join(lines)
     print(report)
@@ -94,6 +47,66 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     (results / "latest.md").write_text(report + "\n")
     print(f"\n(written to {Path(results / 'latest.md').relative_to(ROOT)})", file=sys.stderr)
+
+
+def _single_instance_sections(stack: Stack, runs: tuple[int, int]) -> list[str]:
+    lines: list[str] = []
+    lines += ["## 1. Warm per-request overhead over the bare Partner Center round-trip (ms)", ""]
+    lines += ["| sandbox latency | bare p50 | bare p99 | app p50 | app p99 | overhead p50 | overhead p99 |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for latency, count in ((0, runs[0]), (100, runs[1])):
+        o = overhead(stack, latency, count)
+        lines.append(
+            f"| {latency} ms | {o.bare_p50:.1f} | {o.bare_p99:.1f} | {o.app_p50:.1f} | {o.app_p99:.1f} "
+            f"| {o.app_p50 - o.bare_p50:.1f} | {o.app_p99 - o.bare_p99:.1f} |"
+        )
+    lines += ["", "Bare = eligibility + create on one keep-alive session with a ready token. App = "
+              "CreateUpgrade.main: validation, the same two calls, the status record (Table) and the first "
+              "check's queue message (Azurite).", ""]  # fmt: skip
+
+    lines += ["## 2. Outside calls for 1,000 create requests from 32 threads", ""]
+    lines += ["| | wall s | Key Vault reads | token exchanges | managed-identity tokens | Partner Center calls "
+              "| 202s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    app, naive = calls_per_thousand(stack)
+    for c in (app, naive):
+        lines.append(
+            f"| {c.name} | {c.seconds:.1f} | {c.key_vault_reads} | {c.token_exchanges} | {c.identity_tokens} "
+            f"| {c.partner_center_calls} | {c.accepted} |"
+        )
+    lines.append(
+        f"| ratio naive/app | {naive.seconds / app.seconds:.1f}x "
+        f"| {naive.key_vault_reads / app.key_vault_reads:.0f}x "
+        f"| {naive.token_exchanges / app.token_exchanges:.0f}x | "
+        f"{naive.identity_tokens / max(app.identity_tokens, 1):.0f}x | "
+        f"{naive.partner_center_calls / app.partner_center_calls:.1f}x | |"
+    )
+    lines += ["", "The app's Partner Center calls include the eligibility check docs/design.md asks for (2 per "
+              "create); the naive relay skips it. Key Vault reads count the three SAM secrets.", ""]  # fmt: skip
+
+    lines += ["## 3. Cold start: new process to the first 202 (median of 5, seconds)", ""]
+    cold = cold_start(stack)
+    imports = cold.imports_at_load + cold.imports_in_first_request
+    lines += [
+        "| total | interpreter start | load the three functions | first request | imports at load "
+        "| imports during first request | import share |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {cold.total:.2f} | {cold.interpreter:.2f} | {cold.load:.2f} | {cold.first_request:.2f} "
+        f"| {cold.imports_at_load:.2f} | {cold.imports_in_first_request:.2f} | {imports / cold.total:.0%} |",
+        "",
+        "Imports from `python -X importtime` (top-level cumulative). SDKs are imported lazily when a "
+        "collaborator is first built (shared/services.py), so loading the functions costs only "
+        "azure.functions and the app's light modules; the first request pays for the SDKs it needs plus "
+        "three Key Vault reads, one token exchange, two Partner Center calls and two storage writes.",
+        "",
+    ]
+
+    stack.record_storage_wire()
+    lines += ["## 4. Partner Center status calls per tracked upgrade (default schedule, virtual time)", ""]
+    lines += ["| upgrade lasts | app | once-a-minute poller | saved |", "|---|---:|---:|---:|"]
+    for label, minutes in (("5 min", 5), ("30 min", 30), ("6 h", 360)):
+        calls = status_calls(stack, stack.clock, minutes)
+        lines.append(f"| {label} | {calls} | {minutes} | {1 - calls / minutes:.0%} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from devhost.config import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionC
 from devhost.errors import ConfigError, DevHostError
 from devhost.http_front import DEFAULT_PORT, HttpFront
 from devhost.keys import HostKeys
-from devhost.queue_poller import MessageDescriber, QueuePoller, QueueServiceFactory
+from devhost.queue_poller import RECEIVE_VISIBILITY_TIMEOUT, MessageDescriber, QueuePoller, QueueServiceFactory
 from devhost.timers import TimerClock, TimerScheduler
 from devhost.worker import FunctionHost
 
@@ -28,6 +28,8 @@ class DevHost:
     ``keys`` turns on ``authLevel`` checks (default: not enforced, as with Core Tools); ``timer_clock`` drives
     timer triggers (default: real UTC time). ``function_log_level`` hides a function's own console records
     below that level; ``describe_message`` adds a short text to each queue message's console line.
+    ``queue_lease_seconds`` is how long a received queue message stays invisible (renewed every half lease while
+    its function runs): 10 minutes as in Azure; shorter lets a test see a killed host's messages come back.
     Use as a context manager, or ``start()``/``stop()``. ``url`` is ``http://127.0.0.1:<port>``.
     """
 
@@ -44,6 +46,7 @@ class DevHost:
         console: bool = True,
         function_log_level: int | None = None,
         describe_message: MessageDescriber | None = None,
+        queue_lease_seconds: float = RECEIVE_VISIBILITY_TIMEOUT,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.functions = FunctionHost(
@@ -57,6 +60,7 @@ class DevHost:
         self._queue_service = queue_service
         self._timer_clock = timer_clock
         self._describe_message = describe_message
+        self._queue_lease_seconds = queue_lease_seconds
         self._http_port = http_port
         self._environ = dict(environ or {})
         self._saved_environ: dict[str, str | None] = {}
@@ -122,7 +126,12 @@ class DevHost:
             )
         service = self._queue_service(config.connection, os.environ)
         return QueuePoller(
-            self.functions, config, service, self.functions.host_config.queues, describe=self._describe_message
+            self.functions,
+            config,
+            service,
+            self.functions.host_config.queues,
+            describe=self._describe_message,
+            lease_seconds=self._queue_lease_seconds,
         )
 
     def _print_functions(self) -> None:

@@ -1,6 +1,8 @@
 """Queue trigger listener with the WebJobs storage extension's semantics (QueueListener / QueueProcessor).
 
-* Messages are received ``batchSize`` at a time, invisible for 10 minutes while being processed; the next
+* Messages are received ``batchSize`` at a time, invisible for a lease of 10 minutes (``lease_seconds``) that is
+  renewed every half lease while the function runs, as the WebJobs host does; a host that dies mid-message
+  leaves it invisible until the lease ends, then another host gets it. The next
   batch is fetched once no more than ``newBatchThreshold`` messages are still running (so at most
   ``batchSize + newBatchThreshold`` run concurrently, each on its own thread).
 * While the queue is empty the poll interval backs off exponentially (randomized, from 100 ms) up to
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueMessage, QueueServiceClient
+from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.config import FunctionConfig, QueueOptions
 from devhost.errors import DevHostError, InvocationError
@@ -34,7 +36,7 @@ from devhost.worker import FunctionHost, QueueTriggerMetadata
 
 log = logging.getLogger("devhost.queue")
 
-RECEIVE_VISIBILITY_TIMEOUT = 10 * 60  # seconds a received message stays invisible while it runs
+RECEIVE_VISIBILITY_TIMEOUT = 10 * 60  # seconds a received message stays invisible while it runs (the lease)
 MINIMUM_POLLING_INTERVAL = 0.1
 
 # (function name, decoded message body) -> a short text appended to the message's console line, or None.
@@ -77,6 +79,17 @@ class PollingBackoff:
         return self.current
 
 
+def decode_body(content: str, encoding: str, *, binary: bool) -> str | bytes | None:
+    """A message's text as the function gets it (``messageEncoding``), or None when it is not valid base64."""
+    if encoding == "none":
+        return content.encode("utf-8") if binary else content
+    try:
+        raw = base64.b64decode("".join(content.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if binary else raw.decode("utf-8", "replace")
+
+
 class QueuePoller:
     """Polls one queue-triggered function's queue and invokes the function for each message."""
 
@@ -88,7 +101,11 @@ class QueuePoller:
         options: QueueOptions,
         *,
         describe: MessageDescriber | None = None,
+        lease_seconds: float = RECEIVE_VISIBILITY_TIMEOUT,
     ) -> None:
+        if lease_seconds < 1:
+            raise DevHostError("the queue message lease must be at least 1 second")
+        self.lease_seconds = lease_seconds
         self.host = host
         self.describe = describe
         # Messages handled so far by outcome: "ok", "failed" (made visible again), "poisoned".
@@ -169,7 +186,7 @@ class QueuePoller:
                 self._queue.receive_messages(
                     max_messages=self.options.batch_size,
                     messages_per_page=self.options.batch_size,
-                    visibility_timeout=RECEIVE_VISIBILITY_TIMEOUT,
+                    visibility_timeout=int(self.lease_seconds),
                 )
             )
         except AzureError as exc:
@@ -190,8 +207,9 @@ class QueuePoller:
 
     # ------------------------------------------------------------------------------------------ messages
     def _process(self, message: QueueMessage) -> None:
+        lease = LeaseKeeper(self._queue, message, int(self.lease_seconds))
         try:
-            self._handle(message)
+            self._handle(lease)
         except Exception:
             log.exception("%s: unexpected error handling message %s", self.function, message.id)
         finally:
@@ -199,13 +217,14 @@ class QueuePoller:
                 self._in_flight -= 1
                 self._slots.notify_all()
 
-    def _handle(self, message: QueueMessage) -> None:
+    def _handle(self, lease: LeaseKeeper) -> None:
+        message = lease.message
         started = time.perf_counter()
         dequeue_count = int(message.dequeue_count or 1)
         if dequeue_count > self.options.max_dequeue_count:
             self._finish(message, started, "skipped: dequeue count above maxDequeueCount", poison=True)
             return
-        body = self._decode(str(message.content or ""))
+        body = decode_body(str(message.content or ""), self.options.message_encoding, binary=self.binary)
         if body is None:
             self._finish(message, started, "failed: message is not valid base64", poison=True)
             return
@@ -218,12 +237,13 @@ class QueuePoller:
             pop_receipt=str(message.pop_receipt or ""),
         )
         try:
-            self.host.invoke_queue(self.function, body, metadata)
+            with lease:
+                self.host.invoke_queue(self.function, body, metadata)
         except InvocationError:
             poison = dequeue_count >= self.options.max_dequeue_count
-            self._finish(message, started, "failed", poison=poison, detail=self._describe(body))
+            self._finish(lease.message, started, "failed", poison=poison, detail=self._describe(body))
         else:
-            self._finish(message, started, "ok", poison=False, delete=True, detail=self._describe(body))
+            self._finish(lease.message, started, "ok", poison=False, delete=True, detail=self._describe(body))
 
     def _describe(self, body: str | bytes) -> str | None:
         if self.describe is None:
@@ -233,15 +253,6 @@ class QueuePoller:
         except Exception as exc:  # a console nicety must never break message handling
             log.debug("describing a %s message failed: %s", self.function, exc)
             return None
-
-    def _decode(self, content: str) -> str | bytes | None:
-        if self.options.message_encoding == "none":
-            return content.encode("utf-8") if self.binary else content
-        try:
-            raw = base64.b64decode("".join(content.split()), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        return raw if self.binary else raw.decode("utf-8", "replace")
 
     def _finish(
         self,
@@ -281,3 +292,39 @@ class QueuePoller:
             suffix,
             f": {detail}" if detail else "",
         )
+
+
+class LeaseKeeper:
+    """Renews a received message's lease every half lease while its function runs (WebJobs' QueueProcessor does
+    the same with its 10-minute lease); ``message`` carries the newest pop receipt for the delete or update."""
+
+    def __init__(self, queue: QueueClient, message: QueueMessage, lease_seconds: int) -> None:
+        self.message = message
+        self.renewals = 0
+        self._queue = queue
+        self._lease = lease_seconds
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LeaseKeeper:
+        self._done.clear()
+        self._thread = threading.Thread(target=self._renew, name="devhost-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _renew(self) -> None:
+        while not self._done.wait(self._lease / 2):
+            try:
+                renewed = self._queue.update_message(self.message, visibility_timeout=self._lease)
+            except AzureError as exc:
+                log.warning("cannot renew the lease of message %s: %s", self.message.id, type(exc).__name__)
+                continue
+            self.message.pop_receipt = renewed.pop_receipt
+            self.message.next_visible_on = renewed.next_visible_on
+            self.renewals += 1

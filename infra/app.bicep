@@ -99,6 +99,7 @@ var appSettings = {
   PARTNER_CENTER_TIMEOUT_SECONDS: string(partnerCenterTimeoutSeconds)
   PARTNER_CENTER_BATCH_CALLS_PER_MINUTE: string(partnerCenterBatchCallsPerMinute)
   CONSENT_CHECK_SCHEDULE: consentCheckSchedule
+  IDEMPOTENCY_CLAIM_LEASE_SECONDS: '120'
   // Location headers and follow links are never built from a request's Host header in Azure: the partner's
   // API Management / Front Door address when given, else the site's own default host name (read from the site,
   // not composed from its name: a unique default host name carries a hash and a region).

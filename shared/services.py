@@ -147,7 +147,9 @@ class Services:
     def idempotency(self) -> IdempotencyStore:
         from shared.storage.idempotency import IdempotencyStore
 
-        return IdempotencyStore(self.table, self.clock)
+        return IdempotencyStore(
+            self.table, self.clock, claim_lease_seconds=self.settings.idempotency_claim_lease_seconds
+        )
 
     @lazy
     def consent_state(self) -> ConsentStateStore:

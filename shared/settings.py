@@ -56,6 +56,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPGRADE_BATCH_QUEUE", "upgrade-batch", "batch work queue"),
     SettingSpec("PARTNER_CENTER_BATCH_CALLS_PER_MINUTE", "300", "cap on batch calls to Partner Center, all instances"),
     SettingSpec("CONSENT_CHECK_SCHEDULE", "0 30 3 * * *", "NCRONTAB (UTC) of the consent keep-alive"),
+    SettingSpec(
+        "IDEMPOTENCY_CLAIM_LEASE_SECONDS", "120", "an Idempotency-Key claim left by a dead instance is taken over after"
+    ),
 )
 
 # The identity-based form of AzureWebJobsStorage (the same settings the Functions host reads).
@@ -103,6 +106,7 @@ class Settings:
     batch_queue: str
     batch_calls_per_minute: int
     consent_check_schedule: str
+    idempotency_claim_lease_seconds: int
 
     @property
     def callbacks_enabled(self) -> bool:
@@ -136,6 +140,7 @@ class Settings:
             consent_check_schedule=reader.pattern(
                 "CONSENT_CHECK_SCHEDULE", _NCRONTAB, "an NCRONTAB expression with six fields"
             ),
+            idempotency_claim_lease_seconds=reader.integer("IDEMPOTENCY_CLAIM_LEASE_SECONDS", 1, 3600),
         )
         if settings.first_check_seconds > settings.max_interval_seconds:
             reader.problems.append("STATUS_FIRST_CHECK_SECONDS must not exceed STATUS_MAX_INTERVAL_SECONDS")

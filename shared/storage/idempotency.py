@@ -3,9 +3,11 @@
 The first request with a key claims it (an insert that only one writer can win). It then either completes
 the claim with its 202 response, which later requests with the same key and body replay for 24 hours, or
 releases it on failure so the caller can retry with the same key. A claim left behind by a crashed
-instance is taken over after `STALE_CLAIM_SECONDS`; that is safe because the Partner Center MS-RequestId is
-derived from the key, so Partner Center de-duplicates the create. The stored body holds no URL: a replay
-builds `statusUri` and `Location` on its own request's base, never on the Host of the request that stored it.
+instance is taken over after its lease, `IDEMPOTENCY_CLAIM_LEASE_SECONDS` (default `STALE_CLAIM_SECONDS`, above the
+create path's 60 s budget so a live claim is never taken); that is safe because the Partner Center MS-RequestId is
+derived from the key, so Partner Center de-duplicates the create (docs/design.md "Scale"). The stored body holds no
+URL: a replay builds `statusUri` and `Location` on its own request's base, never on the Host of the request that
+stored it.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ class Claim:
 
 
 class IdempotencyStore:
-    def __init__(self, table: TableClient, clock: Clock) -> None:
+    def __init__(self, table: TableClient, clock: Clock, *, claim_lease_seconds: float = STALE_CLAIM_SECONDS) -> None:
         self._table = table
         self._clock = clock
+        self._claim_lease = claim_lease_seconds
         self._ensured = EnsuredResource("table", table.table_name, table.create_table)
 
     def claim(self, key: str, fingerprint: str) -> Claim | StoredResponse:
@@ -105,7 +108,7 @@ class IdempotencyStore:
             raise IdempotencyKeyInFlight("the Idempotency-Key changed hands while it was checked; retry") from None
         age = now - float(existing.get("createdAt", 0))
         expired = age > WINDOW_SECONDS
-        abandoned = existing.get("state") == "pending" and age > STALE_CLAIM_SECONDS
+        abandoned = existing.get("state") == "pending" and age > self._claim_lease
         if not expired and existing.get("fingerprint") != fingerprint:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body in the last 24 hours"
