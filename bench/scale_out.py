@@ -107,7 +107,7 @@ def run_scale_out(
     try:
         settings = app_environment(
             sandbox, storage, status_queue=queue, upgrades_table=table, schedule=StatusSchedule(1, 2),
-            callback_hosts="localhost",
+            callback_hosts=f"localhost:{sink.port}",  # an allow-list entry names its port (else only 443)
         ) | {
             "IDEMPOTENCY_CLAIM_LEASE_SECONDS": str(plan.claim_lease_seconds),
             "PARTNER_CENTER_TIMEOUT_SECONDS": "2",
