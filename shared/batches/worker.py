@@ -94,7 +94,8 @@ class BatchWorker:
                 for c, reason in transient.items()
             ]
         if settlements:
-            self._completion.settled(*self._store.settle(batch.batch_id, settlements, self._clock.now()))
+            now = self._clock.now()
+            self._completion.settled(*self._store.settle(batch.batch_id, settlements, now, known=rows))
         if transient and not exhausted:
             delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**message.attempt)
             self._requeue(batch, list(transient), message.attempt + 1, delay)
