@@ -88,7 +88,7 @@ def run_batch(msg: func.QueueMessage) -> None:
         log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
                  message.batch_id)  # fmt: skip
         try:
-            services().batch_worker.handle(message)
+            services().batch_worker.handle(message, msg.dequeue_count or 1)
         except (RetryLater, UpgradeError) as error:
             detail = error.detail if isinstance(error, UpgradeError) else str(error)
             log.warning("RunBatch message %s will be retried by the host: %s", message_id, detail)
