@@ -9,7 +9,6 @@ request, and a long local session makes a lot of them.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -22,17 +21,13 @@ from pathlib import Path
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from localstack.wire_log import WireLog
+
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
 _READY = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://127\.0\.0\.1:(\d+)")
-_PUT = re.compile(
-    r"RequestMethod=POST RequestURL=https?://[^/\s]+/devstoreaccount1/(?P<queue>[a-z0-9-]+)/messages"
-    r"(?:\?(?P<query>\S*))?"
-)
-_MESSAGE_TEXT = re.compile(r'"queueMessage":\{"messageText":"(?P<text>[^"]*)"\}')
-_END = re.compile(r"EndMiddleware: End response\. TotalTimeInMS=\d+ StatusCode=(?P<status>\d+)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +65,7 @@ class Azurite:
         self.ports: dict[str, int] = dict(ports or {})
         self.command: list[str] = []  # of the last start
         self._process: subprocess.Popen[bytes] | None = None
+        self._wire = WireLog(self.debug_log)
 
     @property
     def pid(self) -> int | None:
@@ -98,6 +94,7 @@ class Azurite:
         ports = self.ports or {"blob": 0, "queue": 0, "table": 0}
         log = self.log_file
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._wire = WireLog(self.debug_log)  # read from the start again: a restarted Azurite may begin a new log
         if self.location is None:
             storage = ["--inMemoryPersistence", "--extentMemoryLimit", "64"]
         else:
@@ -155,24 +152,4 @@ class Azurite:
             time.sleep(0.02)
 
     def _logged_puts(self, queue: str) -> list[PutMessage]:
-        found: list[PutMessage] = []
-        pending: dict[str, tuple[str, int]] = {}
-        parsed: dict[str, PutMessage] = {}
-        for line in self.debug_log.read_text(errors="replace").splitlines():
-            request_id = line.split(" ", 2)[1] if line.count(" ") >= 2 else ""
-            put = _PUT.search(line)
-            if put and put.group("queue") == queue:
-                query = dict(p.partition("=")[::2] for p in (put.group("query") or "").split("&") if p)
-                pending[request_id] = (queue, int(query.get("visibilitytimeout", "0")))
-                continue
-            text = _MESSAGE_TEXT.search(line)
-            if text and request_id in pending:
-                name, delay = pending.pop(request_id)
-                parsed[request_id] = PutMessage(name, delay, base64.b64decode(text.group("text")).decode())
-                continue
-            end = _END.search(line)
-            if end and request_id in parsed:
-                message = parsed.pop(request_id)
-                if end.group("status") == "201":
-                    found.append(message)
-        return found
+        return [PutMessage(p.queue, p.visibility_timeout, p.text) for p in self._wire.puts(queue)]

@@ -1,5 +1,5 @@
 """Batches end to end at harness level: StartBatch / GetBatch / GetBatchCustomers with real requests, RunBatch and
-UpgradeStatus fed from Azurite's queues in virtual time (support/virtual_queues.py), the sandbox's generated fleet
+UpgradeStatus fed from Azurite's queues in virtual time (localstack/virtual_queues.py), the sandbox's generated fleet
 as Partner Center. Assertions are on what Partner Center received and on what callers get back.
 """
 

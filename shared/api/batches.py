@@ -83,4 +83,4 @@ def run_batch(msg: func.QueueMessage) -> None:
             return
         log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
                  message.batch_id)  # fmt: skip
-        run_message("RunBatch", message_id, lambda: services().batch_worker.handle(message))
+        run_message("RunBatch", message_id, lambda: services().batch_worker.handle(message, msg.dequeue_count or 1))

@@ -42,6 +42,8 @@ def batch_entity(record: BatchRecord) -> dict[str, Any]:
         "callbackState": str(record.callback_state),
         "callbackAttempts": record.callback_attempts,
         "baseUrl": record.base_url,
+        "error": record.error,
+        "queued": record.queued,
         **{f"count_{o}": record.counts[o] for o in Outcome},
     }
     return {k: v for k, v in entity.items() if v is not None}
@@ -64,6 +66,8 @@ def batch_from(entity: dict[str, Any], etag: str | None) -> BatchRecord:
         callback_state=CallbackState(entity.get("callbackState", CallbackState.NONE)),
         callback_attempts=int(entity.get("callbackAttempts", 0)),
         base_url=entity.get("baseUrl", ""),
+        error=entity.get("error"),
+        queued=bool(entity.get("queued", True)),
         etag=etag,
     )
 

@@ -84,6 +84,8 @@ class BatchRecord:
     callback_state: CallbackState = CallbackState.NONE
     callback_attempts: int = 0
     base_url: str = ""  # where the batch was submitted: the callback's URLs are built on it
+    error: str | None = None  # why the batch ended short of its customer list (the listing was refused or given up)
+    queued: bool = True  # its first message is on the queue (False from storing until then: a POST retry sends it)
     etag: str | None = None
 
     @property
@@ -121,6 +123,7 @@ class BatchRecord:
             "correlationId": self.correlation_id,
             "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
             "statusUri": batch_status_uri(base_url, self.batch_id),
+            "error": self.error,
             "callback": {
                 "url": self.callback_url,
                 "state": str(self.callback_state),

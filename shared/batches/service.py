@@ -2,6 +2,11 @@
 
 Nothing reaches Partner Center here: the work happens on the batch queue. The Idempotency-Key store is the one
 POST /api/upgrades uses (keys of the two routes are kept apart by a prefix).
+
+Order: rows and batch entity (`queued` false) -> the key's stored response -> the first message -> `queued`
+true. If queueing the first message fails, the caller gets 503 and the stored batch waits: a retry with the same
+Idempotency-Key replays it and sends the first message then (docs/design.md "Batches"). Without a key, the
+stored batch is never started and the retry is a new batch.
 """
 
 from __future__ import annotations
@@ -52,20 +57,30 @@ class BatchService:
             if isinstance(claimed, StoredResponse):
                 batch_id = str(claimed.body["batchId"])
                 log.info("Idempotency-Key seen before with the same body; replaying batch %s", batch_id)
+                batch = self.read(batch_id)
+                if not batch.queued:  # the first try stored it but could not queue its first message
+                    self._queue_first(batch)
                 # The resource as it is now, with this request's URLs: nothing stored is built from another Host.
-                return Started(batch_id, self.read(batch_id).to_resource(base_url), claimed.retry_after)
+                return Started(batch_id, batch.to_resource(base_url), claimed.retry_after)
             claim = claimed
         try:
-            started = self._start(request, correlation_id, base_url)
+            batch = self._store_batch(request, correlation_id, base_url)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
             raise
         if claim is not None:
-            self._idempotency().complete(claim, StoredResponse({"batchId": started.batch_id}, started.retry_after))
-        return started
+            stored = StoredResponse({"batchId": batch.batch_id}, RUNNING_RETRY_AFTER_SECONDS)
+            self._idempotency().complete(claim, stored)
+        self._queue_first(batch)
+        return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
 
-    def _start(self, request: BatchRequest, correlation_id: str, base_url: str) -> Started:
+    def _queue_first(self, batch: BatchRecord) -> None:
+        self._queue.send(BatchMessage("list" if batch.all_customers else "plan", batch.batch_id))
+        self._store.mark_queued(batch.batch_id)
+        batch.queued = True
+
+    def _store_batch(self, request: BatchRequest, correlation_id: str, base_url: str) -> BatchRecord:
         now = self._clock.now()
         batch = BatchRecord(
             batch_id=str(uuid.uuid4()),
@@ -78,14 +93,13 @@ class BatchService:
             listing_done=not request.all_customers,
             callback_url=request.callback_url,
             base_url=base_url,
+            queued=False,
         )
         ids = request.customer_ids or ()
         batch.counts[Outcome.PENDING] = len(ids)
         self._store.create(batch, [CustomerRow(c, updated_at=now) for c in ids])
-        first = BatchMessage("list" if request.all_customers else "plan", batch.batch_id)
-        self._queue.send(first)
-        log.info("batch %s started: %s mode, %s", batch.batch_id, batch.mode, f"{len(ids)} customers" if ids else "all")
-        return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
+        log.info("batch %s stored: %s mode, %s", batch.batch_id, batch.mode, f"{len(ids)} customers" if ids else "all")
+        return batch
 
     def read(self, batch_id: str) -> BatchRecord:
         batch = self._store.get(batch_id)

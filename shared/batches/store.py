@@ -126,19 +126,34 @@ class BatchStore:
             after = page[-1].customer_id
 
     def settle(
-        self, batch_id: str, settlements: Sequence[Settlement], now: float, finish_listing: bool = False
+        self,
+        batch_id: str,
+        settlements: Sequence[Settlement],
+        now: float,
+        *,
+        finish_listing: bool = False,
+        known: dict[str, CustomerRow] | None = None,
+        error: str | None = None,
     ) -> tuple[BatchRecord | None, bool]:
         """Apply the settlements whose rows are still open as they expect (and, if asked, mark the listing
-        done), with the counts, in one transaction per try. Returns the batch and whether THIS call completed it."""
+        done), with the counts, in one transaction per try. Returns the batch and whether THIS call completed it.
+        `known`: the rows as the caller read them (with their ETags), used for the first try; a row changed
+        since fails that try's transaction (412) and the next try reads them again. `error`: recorded as the
+        batch's error (the first one stays) when it finishes the listing."""
         by_id = {s.customer_id: s for s in settlements}
-        for _ in range(MAX_RACES):
+        for race in range(MAX_RACES):
             record = self.get(batch_id)
             if record is None:
                 return None, False
-            rows = self.rows(batch_id, list(by_id))
+            if race == 0 and known is not None and all(c in known for c in by_id):
+                rows = {c: known[c] for c in by_id}
+            else:
+                rows = self.rows(batch_id, list(by_id))
             operations = _row_updates(batch_id, rows, by_id, record, now)
             if not operations and (not finish_listing or record.listing_done):
                 return record, False
+            if finish_listing and not record.listing_done:
+                record.error = record.error or error
             record.listing_done = record.listing_done or finish_listing
             record.updated_at = now
             completed = record.may_complete()
@@ -147,6 +162,11 @@ class BatchStore:
             if self._commit(operations, record):
                 return record, completed
         raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
+
+    def mark_queued(self, batch_id: str) -> None:
+        """The batch's first message is on the queue (a merge of that one property: no other change is lost)."""
+        entity = {"PartitionKey": entities.partition(batch_id), "RowKey": entities.BATCH_ROW, "queued": True}
+        self._ensured.run("update the batch", lambda: self._table.update_entity(entity, mode=UpdateMode.MERGE))
 
     def add_listed(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> None:
         """Insert rows (pending) for listed customers not in the batch yet, counting them as pending."""

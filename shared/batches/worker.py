@@ -5,6 +5,11 @@ a pace too slow to wait for) puts the rest back on the queue after Retry-After a
 this one, so throttling never counts toward poison; a transient failure retries that customer through a new
 message with back-off, and after `MAX_ATTEMPTS` settles it as `error`. Only storage failures raise (the host
 retries the message, then parks it in `<queue>-poison`).
+
+No batch stays Running for good: a listing Partner Center refuses for good (4xx) ends the listing with the rows
+listed so far and records the refusal as the batch's `error`; and on a message's last delivery (the host's
+`maxDequeueCount`) a failure first gives up its work: a `customers` message settles its pending customers as
+`error` ("gave up after N deliveries"), a `list` message ends the listing with the batch's `error`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from shared.batches.pacing import PaceDeferred, Pacer
 from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
-from shared.errors import PartnerCenterThrottled, RetryLater, UpgradeError
+from shared.errors import PartnerCenterRejected, PartnerCenterThrottled, RetryLater, UpgradeError
 from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient
 
 log = get_logger(__name__)
 
 MAX_ATTEMPTS = 5
+MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount: the last delivery before poison
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 900
 LIST_PAGE_SIZE = 100
@@ -53,7 +59,7 @@ class BatchWorker:
         self._completion = completion
         self._clock = clock
 
-    def handle(self, message: BatchMessage) -> None:
+    def handle(self, message: BatchMessage, dequeue_count: int = 1) -> None:
         if message.kind == "callback":
             self._completion.retry_callback(message.batch_id)
             return
@@ -61,12 +67,34 @@ class BatchWorker:
         if batch is None:
             log.warning("batch %s is unknown; %s message ignored", message.batch_id, message.kind)
             return
+        try:
+            if message.kind == "customers":
+                self._customers(batch, message)
+            elif message.kind == "plan":
+                self._plan(batch, message)
+            else:
+                self._list(batch, message)
+        except Exception as error:
+            if dequeue_count >= MAX_DEQUEUE_COUNT:
+                self._give_up(batch, message, error)
+            raise
+
+    def _give_up(self, batch: BatchRecord, message: BatchMessage, error: Exception) -> None:
+        """The message's last delivery failed too: end its work with a final outcome before it goes to poison
+        (if storage is what fails, this fails as well and the poison message is the operator's record)."""
+        if isinstance(error, UpgradeError):
+            detail = error.detail
+        else:  # the app's own RetryLater text; nothing of an unexpected exception but its type
+            detail = str(error) if isinstance(error, RetryLater) else f"unexpected {type(error).__name__}"
+        given_up = f"gave up after {MAX_DEQUEUE_COUNT} deliveries: {detail}"
+        now = self._clock.now()
         if message.kind == "customers":
-            self._customers(batch, message)
-        elif message.kind == "plan":
-            self._plan(batch, message)
-        else:
-            self._list(batch, message)
+            settlements = [Settlement(c, Outcome.ERROR, given_up) for c in message.customer_ids]
+            self._completion.settled(*self._store.settle(batch.batch_id, settlements, now))
+        elif message.kind == "list":
+            listing = f"listing the customers {given_up}"
+            self._completion.settled(*self._store.settle(batch.batch_id, [], now, finish_listing=True, error=listing))
+        log.error("batch %s: %s message %s", batch.batch_id, message.kind, given_up)
 
     def _customers(self, batch: BatchRecord, message: BatchMessage) -> None:
         rows = self._store.rows(batch.batch_id, message.customer_ids)
@@ -94,7 +122,8 @@ class BatchWorker:
                 for c, reason in transient.items()
             ]
         if settlements:
-            self._completion.settled(*self._store.settle(batch.batch_id, settlements, self._clock.now()))
+            now = self._clock.now()
+            self._completion.settled(*self._store.settle(batch.batch_id, settlements, now, known=rows))
         if transient and not exhausted:
             delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**message.attempt)
             self._requeue(batch, list(transient), message.attempt + 1, delay)
@@ -124,7 +153,14 @@ class BatchWorker:
             self._queue.send(message, wait)
             return
         except UpgradeError as error:
-            raise RetryLater(f"listing the customers of batch {batch.batch_id} failed: {error.detail}") from None
+            if not _refused_for_good(error):
+                raise RetryLater(f"listing the customers of batch {batch.batch_id} failed: {error.detail}") from None
+            # the batch ends with the customers listed so far, the refusal as its error
+            log.warning("Partner Center refused the customer list of batch %s: %s", batch.batch_id, error.detail)
+            detail = f"Partner Center refused the customer list: {error.detail}"
+            now = self._clock.now()
+            self._completion.settled(*self._store.settle(batch.batch_id, [], now, finish_listing=True, error=detail))
+            return
         now = self._clock.now()
         self._store.add_listed(batch.batch_id, page.customers, now)
         self._queue.send_chunks(batch.batch_id, [c for c, _ in page.customers])
@@ -133,3 +169,11 @@ class BatchWorker:
             return
         log.info("batch %s: the customer list is complete", batch.batch_id)
         self._completion.settled(*self._store.settle(batch.batch_id, [], now, finish_listing=True))
+
+
+def _refused_for_good(error: UpgradeError) -> bool:
+    """A 4xx that asking again will not change (not 401, 408 or 429: those are auth, timeout and throttling)."""
+    if isinstance(error, PartnerCenterRejected):
+        return True
+    status = error.partner_center.http_status if error.partner_center else None
+    return status is not None and 400 <= status < 500 and status not in {401, 408, 429}

@@ -37,8 +37,8 @@ import RunBatch
 import StartBatch
 import UpgradeStatus
 from localstack.azurite import Azurite, PutMessage
+from localstack.virtual_queues import VirtualQueues
 from sandbox.clock import ManualClock
-from support.virtual_queues import VirtualQueues
 
 BASE_URL = "https://upgrades.example.test"
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount

@@ -1,4 +1,4 @@
-"""The Functions host's queue loop in virtual time, for the batch tests.
+"""The Functions host's queue loop in virtual time, for the batch tests and the fleet benchmark.
 
 Every message the app puts on the watched queues is read back from Azurite's wire log (exactly the text the app
 sent, with its visibility delay) and handed to the queue function's `main` when it is due on the shared
@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from azure.functions.queue import QueueMessage
@@ -37,7 +37,7 @@ class Delivery:
 class VirtualQueues:
     azurite: Azurite
     clock: ManualClock
-    handlers: dict[str, Callable[[QueueMessage], None]]
+    handlers: Mapping[str, Callable[[QueueMessage], None]]
     deliveries: list[Delivery] = field(default_factory=list)
     poisoned: list[Delivery] = field(default_factory=list)
     _seen: dict[str, int] = field(default_factory=dict)
@@ -54,7 +54,7 @@ class VirtualQueues:
             delivery = Delivery(queue, text, self.clock.now(), count)
             self.deliveries.append(delivery)
             assert len(self.deliveries) <= max_deliveries, "the queues never drained"
-            message = QueueMessage(id=str(uuid.uuid4()), body=text.encode(), dequeue_count=count)
+            message = QueueMessage(id=str(uuid.uuid4()), body=text.encode(), dequeue_count=count)  # type: ignore[no-untyped-call]
             try:
                 self.handlers[queue](message)
             except Exception as error:  # the host catches everything a function raises
