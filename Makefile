@@ -16,6 +16,7 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
 	@echo "make demo   submit a sandbox upgrade to the running app (make run) and follow it to the end; PORT="
+	@echo "            fleet: make run ARGS=\"--fleet 300\", then make demo ARGS=--fleet (a report batch and its CSV)"
 	@echo "make test   lint, type-check and run the test suite"
 	@echo "make bench  benchmark against a naive relay"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"

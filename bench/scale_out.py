@@ -10,7 +10,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +93,9 @@ class ScaleOutResult:
     @property
     def keys_retried_after_takeover(self) -> int:
         return sum(1 for s in self.submissions if s.in_flight_after_kill and s.upgrade_id)
+
+
+KILL_WAIT_SECONDS = 3.0
 
 
 def run_scale_out(
@@ -200,23 +203,31 @@ def _submissions(customers: list[Customer], plan: ScaleOutPlan, callback_url: st
 
 
 def _submit_and_kill(callers: Callers, submissions: list[Submission], plan: ScaleOutPlan) -> int:
-    """Start the submissions evenly over `spread_seconds`; SIGKILL instance 0 once `kill_at` of them started.
-    Returns how many requests instance 0 was answering when it died."""
+    """Start the submissions evenly over `spread_seconds`; once `kill_at` of them started, SIGKILL instance 0 at
+    the first moment it is answering a request (a watcher thread polls; after KILL_WAIT_SECONDS it kills anyway),
+    so the kill lands mid-work rather than between requests. Returns how many requests it was answering."""
     kill_after = int(len(submissions) * plan.kill_at)
     step = plan.spread_seconds / max(len(submissions), 1)
     began = time.monotonic()
-    at_kill = 0
-    with ThreadPoolExecutor(max_workers=plan.callers) as pool:
-        futures = []
+    at_kill: list[int] = []
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while callers.in_flight[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        at_kill.append(callers.in_flight[0])
+        callers.instances[0].kill()
+
+    with ThreadPoolExecutor(max_workers=plan.callers + 1) as pool:
+        futures: list[Future[object]] = []
         for index, submission in enumerate(submissions):
             time.sleep(max(0.0, began + index * step - time.monotonic()))
             if index == kill_after:
-                at_kill = callers.in_flight[0]
-                callers.instances[0].kill()
+                futures.append(pool.submit(kill_when_busy))
             futures.append(pool.submit(callers.submit, submission))
         for future in futures:
             future.result()
-    return at_kill
+    return at_kill[0] if at_kill else 0
 
 
 def _follow(callers: Callers, submissions: list[Submission], deadline: float) -> dict[str, str]:

@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="auto (default): real when a real KEY_VAULT_URL is configured, else sandbox",
     )
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sandbox mode: add N generated customers with a realistic mix, for batches (make demo ARGS=--fleet)",
+    )
     parser.add_argument("--app-logs", action="store_true", help="the functions' INFO logs too (default: warnings)")
     parser.add_argument("--verbose", action="store_true", help="worker logs and stack traces on the console")
     args = parser.parse_args(argv)
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         app_logs=args.app_logs,
         keys=keys,
         keys_file=args.keys,
+        fleet=max(0, args.fleet),
     )
     try:
         stack.start()

@@ -67,6 +67,12 @@ def _sandbox_lines(stack: LocalStack) -> list[str]:
     lines += ["", "  Demo customers (sandbox Partner Center):"]
     lines += [f"    {c.name:<18} {c.customer_id}  {API_OUTCOMES.get(c.name, c.summary)}" for c in DEMO_CUSTOMERS]
     lines.append(f"    {'any other GUID':<18} {'':<36}  {ANY_OTHER_CUSTOMER}")
+    if stack.fleet_counts:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in stack.fleet_counts.items())
+        lines += [
+            f"  Fleet: {sum(stack.fleet_counts.values())} generated customers ({kinds});",
+            "         `make demo ARGS=--fleet` reports on all customers with a batch and saves the CSV",
+        ]
     eligible = next(c for c in DEMO_CUSTOMERS if c.name == DEMO_CUSTOMER)
     body = f'{{"customerId": "{eligible.customer_id}", "productFamily": "Azure"}}'
     key = stack.keys.any_host_key() if stack.keys is not None else None

@@ -8,6 +8,7 @@ Exits 0 when every upgrade ended the way its sandbox customer should, 1 otherwis
     python -m localstack.demo                          # the "eligible" customer
     python -m localstack.demo --customer failing       # one whose line item fails
     python -m localstack.demo --port 7081 --customer eligible --customer not-eligible
+    python -m localstack.demo --fleet                  # a report batch over every sandbox customer, and its CSV
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from urllib.parse import urlsplit
 import requests
 
 from devhost import DevHostError, HostKeys
+from localstack.fleet_demo import run_fleet_report
 from localstack.local_run import LocalStack
 from localstack.run_state import live_runs
 from sandbox.customers import DEMO_CUSTOMERS
 from shared.partner_center.outbound import json_object
 
 DEFAULT_MAX_WAIT = 3.0
+DEMO_FLEET = 300  # customers the demo's own stack gets for --fleet
 DEFAULT_TIMEOUT = 180.0
 
 
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.callback and not target.callback_url:
             print("No local callback receiver is known for this app; submitting without callbackUrl.")
         callback_url = target.callback_url if args.callback else None
+        if args.fleet:
+            ok, summary = run_fleet_report(session, target.base_url, Path(".run"), timeout=args.timeout)
+            print(f"\n{'OK  ' if ok else 'FAIL'} fleet report: {summary}")
+            return 0 if ok else 1
         results = [
             run_one(session, target.base_url, name, max_wait=args.max_wait, timeout=args.timeout,
                     callback_url=callback_url)
@@ -121,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="give up after this many seconds")
     parser.add_argument("--host-logs", action="store_true", help="show the host's console when the demo starts it")
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="a report batch over every sandbox customer (make run ARGS='--fleet 300' adds a fleet); saves the CSV",
+    )
     parser.add_argument(
         "--callback",
         action="store_true",
@@ -174,7 +186,8 @@ def _start_own(args: argparse.Namespace) -> Target | int:
     print("(`make run` in another terminal keeps them running between demos) ...", flush=True)
     began = time.perf_counter()
     stack = LocalStack(Path(), port=0, run_dir=Path(".run") / "demo", mode="sandbox", console=args.host_logs,
-                       callback_port=0, storage_ports={}, write_state=False)  # fmt: skip
+                       callback_port=0, storage_ports={}, write_state=False,
+                       fleet=DEMO_FLEET if args.fleet else 0)  # fmt: skip
     try:
         stack.start()
     except DevHostError as exc:

@@ -46,6 +46,7 @@ Mode = Literal["auto", "sandbox", "real"]
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 DEFAULT_STATUS_QUEUE = "upgrade-status"
 # Sandbox mode: a variable set in the shell wins over the local schedule and callback host.
+FLEET_SEED = 2026  # the same fleet on every `make run ARGS="--fleet N"`
 SCHEDULE_SETTINGS = ("STATUS_FIRST_CHECK_SECONDS", "STATUS_MAX_INTERVAL_SECONDS", "CALLBACK_ALLOWED_HOSTS")
 
 
@@ -141,6 +142,7 @@ class LocalStack:
     write_state: bool = True
     keys: HostKeys | None = None  # enforce authLevel with these keys; None: not enforced
     keys_file: Path | None = None  # where `keys` came from (recorded for `make demo`)
+    fleet: int = 0  # sandbox mode: add this many generated customers (sandbox/fleet.py) for batches
 
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
@@ -152,6 +154,7 @@ class LocalStack:
         self.azurite: Azurite | None = None
         self.sandbox: Any = None  # sandbox.stack.Sandbox (imported only in sandbox mode)
         self.callbacks: CallbackSink | None = None
+        self.fleet_counts: dict[str, int] = {}  # per kind, when a fleet was added
         self.host: DevHost | None = None
         self.environ: dict[str, str] = {}
         self._saved_environ: dict[str, str | None] = {}
@@ -244,6 +247,8 @@ class LocalStack:
         self._cleanups.append(sandbox.stop)
         self.sandbox = sandbox
         seed = seed_sandbox(sandbox)
+        if self.fleet:
+            self.fleet_counts = sandbox.add_fleet(self.fleet, seed=FLEET_SEED, complete_after=20).counts()
         self.timings.sandbox = time.perf_counter() - started
 
         sink = CallbackSink(sandbox.ca.server_context(), seed.callback_signing_key.encode(), port=self.callback_port)
