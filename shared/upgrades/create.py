@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from shared.clock import Clock
+from shared.concurrency import submit
 from shared.correlation import get_logger
 from shared.errors import NotEligible, PartnerCenterFault, UpgradeConflict, UpgradeError
 from shared.partner_center.budget import Budget
@@ -21,7 +24,7 @@ from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
 from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
 from shared.tracking.tracker import Tracker
-from shared.upgrades.model import UpgradeRecord, UpgradeRequest, retry_after_seconds
+from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest, retry_after_seconds
 
 log = get_logger(__name__)
 
@@ -75,16 +78,13 @@ class UpgradeService:
             claim = claimed
             request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
         try:
-            accepted = self._forward(request, request_id, correlation_id)
+            return self._forward(request, request_id, correlation_id, claim)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
             raise
-        if claim is not None:
-            self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
-        return accepted
 
-    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str) -> Accepted:
+    def _forward(self, request: UpgradeRequest, request_id: str, correlation_id: str, claim: Claim | None) -> Accepted:
         budget = Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
         existing = upgrade_id is not None
@@ -93,27 +93,46 @@ class UpgradeService:
         else:
             upgrade_id, location, existing = self._create(request, request_id, budget)
         now = self._clock.now()
-        record = self._tracker.start(
-            UpgradeRecord.new(
-                upgrade_id,
-                request.customer_id,
-                now,
-                location=location,
-                correlation_id=correlation_id,
-                callback_url=request.callback_url,
-                next_check_at=now + self._settings.first_check_seconds,
-            )
+        record = UpgradeRecord.new(
+            upgrade_id,
+            request.customer_id,
+            now,
+            location=location,
+            correlation_id=correlation_id,
+            callback_url=request.callback_url,
+            next_check_at=now + self._settings.first_check_seconds,
         )
+        accepted = self._accepted(request, record, record.status, existing)
+        completing: Future[None] | None = None
+        if claim is not None and not existing:  # a new upgrade is InProgress: its answer is known already
+            completing = submit(partial(self._complete, claim, accepted))
+        stored = self._tracker.start(record, new=not existing)
+        if stored is not record:  # an existing record wins: answer (and replay) with its status
+            accepted = self._accepted(request, record, stored.status, existing)
+        if completing is not None:
+            completing.result()
+        if claim is not None and (completing is None or stored is not record):
+            self._complete(claim, accepted)
+        return accepted
+
+    def _accepted(self, request: UpgradeRequest, record: UpgradeRecord, status: State, existing: bool) -> Accepted:
+        """The 202 body of this request for its new `record`, with the status as stored (an existing one wins)."""
         body = {
-            "upgradeId": upgrade_id,
+            "upgradeId": record.upgrade_id,
             "customerId": request.customer_id,
             "productFamily": request.product_family,
-            "status": str(record.status),
-            "partnerCenterLocation": location,
+            "status": str(status),
+            "partnerCenterLocation": record.partner_center_location,
             "existing": existing,
-            "correlationId": correlation_id,
+            "correlationId": record.correlation_id,
         }
         return Accepted(body, retry_after_seconds(self._settings.first_check_seconds))
+
+    def _complete(self, claim: Claim, accepted: Accepted) -> None:
+        """Store the answer for replays (best effort, never raises); for a new upgrade this runs side by side
+        with recording it: a replay then answers the same 202, and the Location recovers the upgrade either
+        way (docs/design.md, "Idempotency")."""
+        self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
 
     def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
         """The upgrade eligibility names for this customer; raises NotEligible when there is none and the
