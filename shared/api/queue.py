@@ -16,7 +16,6 @@ from shared.errors import RetryLater, UpgradeError, where
 from shared.services import services
 from shared.settings import ConfigurationError
 from shared.tracking.message import InvalidMessage, TrackMessage
-from shared.tracking.on_message import handle_message
 
 log = get_logger(__name__)
 
@@ -36,6 +35,9 @@ def track_status(msg: func.QueueMessage) -> None:
             "UpgradeStatus message %s (dequeue %s) for upgrade %s", message_id, msg.dequeue_count, message.upgrade_id
         )
         try:
+            # lazy: the tracker and SDKs: the first message pays
+            from shared.tracking.on_message import handle_message  # noqa: PLC0415
+
             handle_message(services().tracker, message)
         except InvalidMessage as error:
             _refuse(text, message_id, error)
