@@ -4,6 +4,8 @@
 instance imports only what its requests need (a final 200 needs no Key Vault). Building is single-flight: 32
 concurrent first requests get one SecretClient, one token provider, one session.
 `reset_services()` drops everything (the environment changed, e.g. between tests or in devhost).
+Storage calls that one request makes side by side share the process's one small pool (shared/concurrency.py);
+each storage client keeps its own connection pool (shared/storage/clients.py).
 """
 
 from __future__ import annotations

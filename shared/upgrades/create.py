@@ -2,6 +2,8 @@
 
 Once Partner Center has accepted, the caller always gets the 202: recording and scheduling are best effort
 here because the Location the caller receives carries the customerId, and a GET on it recovers the upgrade.
+Those writes cost two storage round trips in sequence: the list index upserts beside the first check's queue
+message (and the Idempotency-Key completion), then the record (shared/tracking/tracker.py `start`).
 The body kept for Idempotency-Key replays holds no URL: `statusUri` and `Location` depend on the base of the
 request being answered, so the HTTP adapter adds them to every answer, the first and each replay.
 """
