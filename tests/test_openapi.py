@@ -453,7 +453,7 @@ class _Tracker:
     def __init__(self, stored: UpgradeRecord | None = None) -> None:
         self.stored = stored
 
-    def start(self, record: UpgradeRecord) -> UpgradeRecord:
+    def start(self, record: UpgradeRecord, *, new: bool = False) -> UpgradeRecord:
         return self.stored or record
 
 
