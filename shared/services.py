@@ -193,7 +193,17 @@ class Services:
     def upgrades(self) -> UpgradeService:
         from shared.upgrades.create import UpgradeService
 
-        return UpgradeService(self.settings, self.partner_center, lambda: self.idempotency, self.tracker, self.clock)
+        service = UpgradeService(
+            self.settings, self.partner_center, lambda: self.idempotency, lambda: self.tracker, self.clock
+        )
+        # Cold start: the first create spends its first ~100 ms waiting on Key Vault, Entra and Partner Center;
+        # the tracker (the Table and Queue SDKs, ~60-90 ms of imports) is built meanwhile in the background. It
+        # is built under this instance's lock, which that wait does not need; a failure here is ignored (the
+        # request's own use of the tracker builds it again and answers for the error).
+        from shared.concurrency import submit
+
+        submit(lambda: self.tracker)
+        return service
 
 
 _services: Services | None = None

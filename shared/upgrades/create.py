@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
 from shared.concurrency import submit
@@ -24,9 +24,11 @@ from shared.errors import NotEligible, PartnerCenterFault, UpgradeConflict, Upgr
 from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
-from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
-from shared.tracking.tracker import Tracker
 from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest, retry_after_seconds
+
+if TYPE_CHECKING:  # the storage modules (and SDKs) load on the first write, not with this module: cold start
+    from shared.storage.idempotency import Claim, IdempotencyStore
+    from shared.tracking.tracker import Tracker
 
 log = get_logger(__name__)
 
@@ -56,7 +58,7 @@ class UpgradeService:
         settings: Settings,
         partner_center: PartnerCenterClient,
         idempotency: Callable[[], IdempotencyStore],
-        tracker: Tracker,
+        tracker: Callable[[], Tracker],
         clock: Clock,
     ) -> None:
         self._settings = settings
@@ -71,6 +73,8 @@ class UpgradeService:
         if key is not None:
             fingerprint = request.fingerprint()
             claimed = self._idempotency().claim(key, fingerprint)
+            from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store just used
+
             if isinstance(claimed, StoredResponse):
                 log.info(
                     "Idempotency-Key seen before with the same body; replaying upgrade %s",
@@ -108,7 +112,7 @@ class UpgradeService:
         completing: Future[None] | None = None
         if claim is not None and not existing:  # a new upgrade is InProgress: its answer is known already
             completing = submit(partial(self._complete, claim, accepted))
-        stored = self._tracker.start(record, new=not existing)
+        stored = self._tracker().start(record, new=not existing)
         if stored is not record:  # an existing record wins: answer (and replay) with its status
             accepted = self._accepted(request, record, stored.status, existing)
         if completing is not None:
@@ -134,7 +138,10 @@ class UpgradeService:
         """Store the answer for replays (best effort, never raises); for a new upgrade this runs side by side
         with recording it: a replay then answers the same 202, and the Location recovers the upgrade either
         way (docs/design.md, "Idempotency")."""
-        self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
+        store = self._idempotency()
+        from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store
+
+        store.complete(claim, StoredResponse(accepted.body, accepted.retry_after))
 
     def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
         """The upgrade eligibility names for this customer; raises NotEligible when there is none and the
