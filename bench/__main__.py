@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import fleet
-from bench.measure import calls_per_thousand, cold_start, overhead, status_calls
+from bench.measure import FUNCTIONS, calls_per_thousand, cold_start, import_costs, overhead, status_calls
 from bench.scale_report import scale_out_section, throughput_section
 from bench.stack import ROOT, Stack, local_stack
 
@@ -57,17 +57,28 @@ def main() -> None:
 def _single_instance_sections(stack: Stack, runs: tuple[int, int]) -> list[str]:
     lines: list[str] = []
     lines += ["## 1. Warm per-request overhead over the bare Partner Center round-trip (ms)", ""]
-    lines += ["| sandbox latency | bare p50 | bare p99 | app p50 | app p99 | overhead p50 | overhead p99 |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for latency, count in ((0, runs[0]), (100, runs[1])):
-        o = overhead(stack, latency, count)
+    lines += ["| Partner Center latency | storage latency | bare p50 | bare p99 | app p50 | app p99 | overhead p50 "
+              "| overhead p99 | with Idempotency-Key: overhead p50 | p99 | naive relay p50 | p99 |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for latency, storage, count in ((0, 0, runs[0]), (100, 0, runs[1]), (0, 5, runs[1])):
+        o = overhead(stack, latency, count, storage_ms=storage)
         lines.append(
-            f"| {latency} ms | {o.bare_p50:.1f} | {o.bare_p99:.1f} | {o.app_p50:.1f} | {o.app_p99:.1f} "
-            f"| {o.app_p50 - o.bare_p50:.1f} | {o.app_p99 - o.bare_p99:.1f} |"
+            f"| {latency} ms | {storage} ms | {o.bare_p50:.1f} | {o.bare_p99:.1f} "
+            f"| {o.app_p50:.1f} | {o.app_p99:.1f} "
+            f"| {o.app_p50 - o.bare_p50:.1f} | {o.app_p99 - o.bare_p99:.1f} "
+            f"| {o.keyed_p50 - o.bare_p50:.1f} | {o.keyed_p99 - o.bare_p99:.1f} "
+            f"| {o.naive_p50:.1f} | {o.naive_p99:.1f} |"
         )
     lines += ["", "Bare = eligibility + create on one keep-alive session with a ready token. App = "
-              "CreateUpgrade.main: validation, the same two calls, the status record (Table) and the first "
-              "check's queue message (Azurite).", ""]  # fmt: skip
+              "CreateUpgrade.main: validation, the same two calls, then 4 storage writes in 2 sequential round "
+              "trips: the two list-index upserts and the first check's queue message side by side, then the "
+              "record (its index stays first). An Idempotency-Key adds its claim before Partner Center (1 round "
+              "trip) and its completion beside the record's writes. App, keyed and bare samples are taken in "
+              "turns; the naive relay (one create, no eligibility, no record) pays its credential, Key Vault "
+              "reads and token exchange on every request. Storage latency 5 ms: every storage request reaches "
+              "Azurite 5 ms late (bench/latency_proxy.py), as Azure Storage is a few ms away in-region: the "
+              "overhead is then about 2 x 5 ms (4 x 5 ms if the writes ran one after another) plus the CPU of "
+              "4 SDK calls.", ""]  # fmt: skip
 
     lines += ["## 2. Outside calls for 1,000 create requests from 32 threads", ""]
     lines += ["| | wall s | Key Vault reads | token exchanges | managed-identity tokens | Partner Center calls "
@@ -88,20 +99,29 @@ def _single_instance_sections(stack: Stack, runs: tuple[int, int]) -> list[str]:
     lines += ["", "The app's Partner Center calls include the eligibility check docs/design.md asks for (2 per "
               "create); the naive relay skips it. Key Vault reads count the three SAM secrets.", ""]  # fmt: skip
 
-    lines += ["## 3. Cold start: new process to the first 202 (median of 5, seconds)", ""]
+    lines += ["## 3. Cold start", "", "### Import of each function's module (median of 5, ms)", ""]
+    lines += ["| module | import ms | modules loaded | SDKs loaded |", "|---|---:|---:|---|"]
+    for cost in import_costs():
+        loads = "(imports the worker has already loaded)" if cost.name == "azure.functions" else "none"
+        lines.append(f"| {cost.name} | {cost.millis:.0f} | {cost.modules} | {', '.join(cost.heavy) or loads} |")
+    lines += ["", "`python -X importtime -c 'import azure.functions; import <Function>'`, cumulative time of the "
+              "function's module in a new process with azure.functions loaded first, as Microsoft's worker has "
+              "it before it loads a function.", ""]  # fmt: skip
+    lines += ["### New process to the first 202 (median of 5, seconds)", ""]
     cold = cold_start(stack)
     imports = cold.imports_at_load + cold.imports_in_first_request
     lines += [
-        "| total | interpreter start | load the three functions | first request | imports at load "
+        f"| total | interpreter start | load the {len(FUNCTIONS)} functions | first request | imports at load "
         "| imports during first request | import share |",
         "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {cold.total:.2f} | {cold.interpreter:.2f} | {cold.load:.2f} | {cold.first_request:.2f} "
         f"| {cold.imports_at_load:.2f} | {cold.imports_in_first_request:.2f} | {imports / cold.total:.0%} |",
         "",
         "Imports from `python -X importtime` (top-level cumulative). SDKs are imported lazily when a "
-        "collaborator is first built (shared/services.py), so loading the functions costs only "
-        "azure.functions and the app's light modules; the first request pays for the SDKs it needs plus "
-        "three Key Vault reads, one token exchange, two Partner Center calls and two storage writes.",
+        "collaborator is first built (shared/services.py) or a handler first needs them (shared/api), so "
+        "loading the functions costs azure.functions and the app's light modules; the first request pays for "
+        "the SDKs it needs plus three Key Vault reads, one token exchange, two Partner Center calls and four "
+        "storage writes.",
         "",
     ]
 

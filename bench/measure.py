@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from azure.functions.queue import QueueMessage
 
 import CreateUpgrade
 import UpgradeStatus
+from bench.latency_proxy import LatencyProxy, delayed_connection_string
 from bench.naive_relay import relay_create
 from bench.stack import ROOT, Stack, create_request
 from sandbox.clock import ManualClock
@@ -28,6 +30,7 @@ from shared.partner_center.client import APPLICATION_NAME, CREATE_PATH, ELIGIBIL
 from shared.services import services
 
 SAM_SECRETS = (APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET)
+SERVICES = ("table", "queue")  # the storage services the app uses
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -54,12 +57,29 @@ class Overhead:
     bare_p99: float
     app_p50: float
     app_p99: float
+    keyed_p50: float  # the app with an Idempotency-Key (claim before, completion beside the record's writes)
+    keyed_p99: float
+    naive_p50: float  # the naive relay: one create, but its own credential, secrets and token every time
+    naive_p99: float
 
 
-def overhead(stack: Stack, latency_ms: int, runs: int) -> Overhead:
+def overhead(stack: Stack, latency_ms: int, runs: int, storage_ms: int = 0) -> Overhead:
     """The app's POST (eligibility + create + record + schedule) against the same two Partner Center calls
-    made bare on one keep-alive session with a ready token."""
+    made bare on one keep-alive session with a ready token, and the naive relay's POST beside them. With
+    `storage_ms`, every storage request reaches Azurite that much later (bench/latency_proxy.py)."""
+    with contextlib.ExitStack() as proxies:
+        if storage_ms:
+            delay = storage_ms / 1000
+            delayed = {name: proxies.enter_context(LatencyProxy(stack.azurite.ports[name], delay)) for name in SERVICES}
+            stack.fresh_app(AzureWebJobsStorage=delayed_connection_string(stack.env["AzureWebJobsStorage"], delayed))
+        else:
+            stack.fresh_app()
+        measured = _overhead(stack, latency_ms, runs)
     stack.fresh_app()
+    return measured
+
+
+def _overhead(stack: Stack, latency_ms: int, runs: int) -> Overhead:
     pc = stack.sandbox.partner_center
     pc.latency = latency_ms / 1000
     for _ in range(10):  # warm: secrets, token, connections, table and queue created
@@ -67,6 +87,12 @@ def overhead(stack: Stack, latency_ms: int, runs: int) -> Overhead:
 
     def app_call() -> None:
         assert CreateUpgrade.main(create_request()).status_code == 202
+
+    def keyed_call() -> None:
+        assert CreateUpgrade.main(create_request(key=str(uuid.uuid4()))).status_code == 202
+
+    def naive_call() -> None:
+        assert relay_create(stack.env, str(uuid.uuid4())) == 202
 
     token = services().tokens.access_token()
     session = requests.Session()
@@ -87,12 +113,25 @@ def overhead(stack: Stack, latency_ms: int, runs: int) -> Overhead:
             assert response.status_code in (200, 202)
 
     bare_call()
-    app = _timed(app_call, runs)
-    bare = _timed(bare_call, runs)
+    keyed_call()
+    app, keyed, bare = _interleaved([app_call, keyed_call, bare_call], runs)
+    naive = _timed(naive_call, max(10, runs // 5))
     pc.latency = 0.0
     return Overhead(
-        latency_ms, percentile(bare, 0.5), percentile(bare, 0.99), percentile(app, 0.5), percentile(app, 0.99)
+        latency_ms,
+        *(percentile(bare, 0.5), percentile(bare, 0.99), percentile(app, 0.5), percentile(app, 0.99)),
+        *(percentile(keyed, 0.5), percentile(keyed, 0.99), percentile(naive, 0.5), percentile(naive, 0.99)),
     )
+
+
+def _interleaved(actions: list[Callable[[], object]], runs: int, block: int = 10) -> list[list[float]]:
+    """Samples of each action taken in turns, `block` at a time, so that a burst of load on the machine
+    falls on all of them alike rather than on whichever ran then."""
+    samples: list[list[float]] = [[] for _ in actions]
+    while len(samples[0]) < runs:
+        for action, into in zip(actions, samples, strict=True):
+            into.extend(_timed(action, min(block, runs - len(into))))
+    return samples
 
 
 # --- 2. outside calls per 1,000 requests: the app vs the naive relay -----------------------------------
@@ -140,27 +179,29 @@ def calls_per_thousand(stack: Stack, requests_count: int = 1000, threads: int = 
 
 # --- 3. cold start ----------------------------------------------------------------------------------
 
+FUNCTIONS = sorted(path.parent.name for path in ROOT.glob("*/function.json"))
 PROBE = """
 import time
 started = time.perf_counter()
 import json, sys
 sys.path.insert(0, {root!r})
 import azure.functions as func
-import CreateUpgrade, GetUpgradeStatus, UpgradeStatus  # the worker loads every function at start
+import {functions}  # the worker loads every function at start
+import CreateUpgrade
 loaded = time.perf_counter()
 print("--- functions loaded ---", file=sys.stderr, flush=True)
 request = func.HttpRequest("POST", "https://bench.example/api/upgrades", headers={{"Content-Type": "application/json"}},
     body=json.dumps({{"customerId": "{customer}", "productFamily": "Azure"}}).encode())
 status = CreateUpgrade.main(request).status_code
 first = time.perf_counter()
-print(json.dumps({{"load": loaded - started, "first": first - loaded, "status": status}}))
+print(json.dumps({{"started": started, "loaded": loaded, "first": first, "status": status}}))
 """
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(?P<cumulative>\d+) \| (?P<indent>\s*)(?P<name>\S+)")
 
 
 @dataclass(frozen=True)
 class ColdStart:
-    total: float  # process start to first 202, seconds
+    total: float  # process start (spawn) to the first 202 answered, seconds
     interpreter: float
     load: float
     first_request: float
@@ -187,19 +228,18 @@ def cold_start(stack: Stack, runs: int = 5) -> ColdStart:
 
 def _cold_once(stack: Stack, *, importtime: bool) -> dict[str, float]:
     env = os.environ | stack.env | {"UPGRADE_STATUS_QUEUE": "bench-cold", "UPGRADES_TABLE": "benchcold"}
-    probe = PROBE.format(root=str(ROOT), customer=uuid.uuid4())
+    probe = PROBE.format(root=str(ROOT), functions=", ".join(FUNCTIONS), customer=uuid.uuid4())
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", probe]
-    started = time.perf_counter()
+    spawned = time.perf_counter()  # CLOCK_MONOTONIC: the probe's perf_counter reads the same clock
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=120)  # noqa: S603
-    total = time.perf_counter() - started
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 202, done.stderr[-2000:]
     before, _, after = done.stderr.partition("--- functions loaded ---")
     return {
-        "total": total,
-        "interpreter": total - result["load"] - result["first"],
-        "load": result["load"],
-        "first": result["first"],
+        "total": result["first"] - spawned,  # to the 202, not to the process's exit
+        "interpreter": result["started"] - spawned,
+        "load": result["loaded"] - result["started"],
+        "first": result["first"] - result["loaded"],
         "imports_at_load": _top_level_import_seconds(before),
         "imports_in_first": _top_level_import_seconds(after),
     }
@@ -212,6 +252,40 @@ def _top_level_import_seconds(trace: str) -> float:
         if match and not match.group("indent"):
             micros += int(match.group("cumulative"))
     return micros / 1e6
+
+
+# --- 3b. import of each function's module --------------------------------------------------------
+
+HEAVY = ("azure.core", "azure.data", "azure.storage", "azure.identity", "azure.keyvault", "requests", "urllib3")
+
+
+@dataclass(frozen=True)
+class ImportCost:
+    name: str
+    millis: float  # median cumulative import time of the module, azure.functions already loaded (as the worker has)
+    modules: int  # modules its import loads
+    heavy: tuple[str, ...]  # SDK packages among them (none: they load with the first request)
+
+
+def import_costs(runs: int = 5) -> list[ImportCost]:
+    """`python -X importtime -c "import azure.functions; import <Function>"`, each in a new process."""
+    costs = [_import_cost("azure.functions", "", runs)]
+    return costs + [_import_cost(name, "import azure.functions\n", runs) for name in FUNCTIONS]
+
+
+def _import_cost(name: str, preload: str, runs: int) -> ImportCost:
+    times, loaded = [], []
+    for _ in range(runs):
+        command = [sys.executable, "-X", "importtime", "-c", f"{preload}import {name}"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)  # noqa: S603
+        _, _, trace = done.stderr.partition("| azure.functions\n") if preload else ("", "", done.stderr)
+        names = [m.group("name") for m in map(_IMPORT_LINE.match, trace.splitlines()) if m]
+        top = [m for m in map(_IMPORT_LINE.match, trace.splitlines()) if m and m.group("name") == name]
+        times.append(int(top[-1].group("cumulative")) / 1000)
+        loaded = names
+    heavy = tuple(sorted({n.split(".")[0] if n.startswith(("requests", "urllib3")) else ".".join(n.split(".")[:2])
+                          for n in loaded if n.startswith(HEAVY)}))  # fmt: skip
+    return ImportCost(name, statistics.median(times), len(loaded), heavy)
 
 
 # --- 4. Partner Center status calls per tracked upgrade ------------------------------------------------

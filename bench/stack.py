@@ -61,11 +61,9 @@ def local_stack() -> Iterator[Stack]:
             azurite.stop()
 
 
-def create_request(customer_id: str | None = None) -> func.HttpRequest:
+def create_request(customer_id: str | None = None, *, key: str | None = None) -> func.HttpRequest:
     body = {"customerId": customer_id or str(uuid.uuid4()), "productFamily": "Azure"}
+    headers = {"Content-Type": "application/json"} | ({"Idempotency-Key": key} if key else {})
     return func.HttpRequest(
-        "POST",
-        "https://bench.example/api/upgrades",
-        headers={"Content-Type": "application/json"},
-        body=json.dumps(body).encode(),
+        "POST", "https://bench.example/api/upgrades", headers=headers, body=json.dumps(body).encode()
     )

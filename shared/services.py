@@ -4,6 +4,8 @@
 instance imports only what its requests need (a final 200 needs no Key Vault). Building is single-flight: 32
 concurrent first requests get one SecretClient, one token provider, one session.
 `reset_services()` drops everything (the environment changed, e.g. between tests or in devhost).
+Storage calls that one request makes side by side share the process's one small pool (shared/concurrency.py);
+each storage client keeps its own connection pool (shared/storage/clients.py).
 """
 
 from __future__ import annotations
@@ -201,7 +203,17 @@ class Services:
     def upgrades(self) -> UpgradeService:
         from shared.upgrades.create import UpgradeService
 
-        return UpgradeService(self.settings, self.partner_center, lambda: self.idempotency, self.tracker, self.clock)
+        service = UpgradeService(
+            self.settings, self.partner_center, lambda: self.idempotency, lambda: self.tracker, self.clock
+        )
+        # Cold start: the first create spends its first ~100 ms waiting on Key Vault, Entra and Partner Center;
+        # the tracker (the Table and Queue SDKs, ~60-90 ms of imports) is built meanwhile in the background. It
+        # is built under this instance's lock, which that wait does not need; a failure here is ignored (the
+        # request's own use of the tracker builds it again and answers for the error).
+        from shared.concurrency import submit
+
+        submit(lambda: self.tracker)
+        return service
 
     # --- batches (shared/batches) -----------------------------------------------------------------
 

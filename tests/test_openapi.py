@@ -453,7 +453,7 @@ class _Tracker:
     def __init__(self, stored: UpgradeRecord | None = None) -> None:
         self.stored = stored
 
-    def start(self, record: UpgradeRecord) -> UpgradeRecord:
+    def start(self, record: UpgradeRecord, *, new: bool = False) -> UpgradeRecord:
         return self.stored or record
 
 
@@ -476,7 +476,7 @@ def _accepted(partner_center: _PartnerCenter, tracker: _Tracker) -> tuple[int, d
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         }
     )
-    service = UpgradeService(settings, partner_center, lambda: None, tracker, _Clock())
+    service = UpgradeService(settings, partner_center, lambda: None, lambda: tracker, _Clock())
     accepted = service.submit(UpgradeRequest(CUSTOMER_ID, "Azure", None), None, CORRELATION_ID)
     body = {**accepted.body, "statusUri": status_uri(BASE_URL, accepted.upgrade_id, accepted.customer_id)}
     headers = {

@@ -10,8 +10,6 @@ from shared.api.http import _answer, _json
 from shared.api.list_query import encode_token, parse_list_query
 from shared.api.validation import parse_guid
 from shared.services import services
-from shared.upgrades.eligibility import check_eligibility
-from shared.upgrades.listing import list_page
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -25,6 +23,9 @@ def customer_eligibility(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _list(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    # lazy: the store and the Table SDK: the first list pays
+    from shared.upgrades.listing import list_page  # noqa: PLC0415
+
     query = parse_list_query(req.params)
     records, position = list_page(services().store, query.customer_id, query.status, query.top, query.position)
     token = encode_token(query, position) if position else None
@@ -32,6 +33,9 @@ def _list(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 
 
 def _eligibility(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    # lazy: the Partner Center client and requests
+    from shared.upgrades.eligibility import check_eligibility  # noqa: PLC0415
+
     app = services()
     customer_id = parse_guid(req.route_params.get("customerId"), "customerId", required=True)
     assert customer_id  # required=True

@@ -18,15 +18,18 @@ import hashlib
 import hmac
 import re
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from shared.batches.model import batch_status_uri
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import DependencyMisconfigured, InvalidFollowLink, UpgradeError
-from shared.key_vault import SecretStore
 from shared.settings import Settings
 from shared.upgrades.model import status_uri
+
+if TYPE_CHECKING:  # the Key Vault SDK is imported when services() builds the store, not at module import
+    from shared.key_vault import SecretStore
 
 log = get_logger(__name__)
 

@@ -15,18 +15,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from shared.consent.health import assess_consent
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.dependency_errors import dependency_error
 from shared.errors import UpgradeError, where
 from shared.services import Services, services
 from shared.settings import ConfigurationError
-from shared.storage.consent_state import ConsentState
+
+if TYPE_CHECKING:  # imports the Table SDK; the first check builds the store through services()
+    from shared.storage.consent_state import ConsentState
 
 log = get_logger(__name__)
 
@@ -106,6 +106,11 @@ def _refresh_token_stored_at(app: Services) -> float | None:
 
 
 def _poison_messages(app: Services) -> Check:
+    # lazy: the SDKs load with the first check
+    from azure.core.exceptions import AzureError, ResourceNotFoundError  # noqa: PLC0415
+
+    from shared.dependency_errors import dependency_error  # noqa: PLC0415
+
     counts: dict[str, int] = {}
     for queue in app.poison_queues:
         try:

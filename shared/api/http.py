@@ -21,7 +21,6 @@ from shared.correlation import correlation_id_from, correlation_scope, get_logge
 from shared.errors import InvalidFollowLink, UpgradeError, where
 from shared.services import Services, services
 from shared.settings import ConfigurationError
-from shared.tracking.on_read import read_status
 from shared.upgrades.model import retry_after_seconds, status_uri
 
 log = get_logger(__name__)
@@ -81,6 +80,9 @@ def _follow(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 
 
 def _status_answer(app: Services, base: str, upgrade_id: str, customer_id: str | None) -> func.HttpResponse:
+    # lazy: with the tracker and the storage SDKs: first read pays
+    from shared.tracking.on_read import read_status  # noqa: PLC0415
+
     record = read_status(app.tracker, upgrade_id, customer_id)
     body = record.to_resource()
     if record.is_final:

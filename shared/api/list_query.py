@@ -17,12 +17,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.api.validation import parse_guid
 from shared.errors import FieldError, ValidationFailed
-from shared.storage.upgrade_index import Position
 from shared.upgrades.model import State
+
+if TYPE_CHECKING:  # the index module imports the Table SDK; the list route imports it on its first request
+    from shared.storage.upgrade_index import Position
 
 DEFAULT_TOP = 100
 MAX_TOP = 1000

@@ -17,7 +17,6 @@ from shared.errors import RetryLater, UpgradeError, where
 from shared.services import services
 from shared.settings import ConfigurationError
 from shared.tracking.message import InvalidMessage, TrackMessage
-from shared.tracking.on_message import handle_message
 
 log = get_logger(__name__)
 
@@ -38,6 +37,9 @@ def track_status(msg: func.QueueMessage) -> None:
 
         def work() -> None:
             try:
+                # lazy: the tracker and its SDKs load with the first message
+                from shared.tracking.on_message import handle_message  # noqa: PLC0415
+
                 handle_message(services().tracker, message)
             except InvalidMessage as error:
                 _refuse(text, message_id, error)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.consent import keep_alive
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.errors import UpgradeError, where
 from shared.services import services
@@ -23,6 +22,9 @@ def keep_consent_alive(timer: func.TimerRequest) -> None:
             log.info("KeepConsentAlive is running late (past due)")
         try:
             app = services()
+            # lazy: Key Vault, token and table code: imported by the run
+            from shared.consent import keep_alive  # noqa: PLC0415
+
             keep_alive.keep_consent_alive(app.settings, app.tokens, app.secrets, app.consent_state, app.clock)
         except ConfigurationError as error:
             log.error("%s", error)

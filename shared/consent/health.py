@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import iso
-from shared.storage.consent_state import ConsentState
+
+if TYPE_CHECKING:  # consent_state imports the Table SDK; Health imports it with its first check
+    from shared.storage.consent_state import ConsentState
 
 STALE_AFTER_SECONDS = 48 * 3600
 EXPIRY_MARGIN_DAYS = 7

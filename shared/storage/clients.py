@@ -13,11 +13,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from shared.correlation import get_logger
 from shared.dependency_errors import dependency_error
@@ -27,6 +31,22 @@ from shared.settings import StorageSettings
 log = get_logger(__name__)
 
 TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10}
+POOL_SIZE = 32  # kept connections per client; the SDK's default (10) reconnects when more requests run at once
+
+
+def pooled_transport() -> RequestsTransport:
+    """The SDK's own requests transport (retries stay the SDK policy's), with a pool as wide as the instance's
+    concurrency: a create makes up to three storage calls at once (shared/concurrency.py), and connections
+    beyond the default pool of 10 would be closed after each call and opened again on the next."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=POOL_SIZE,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=True, **TIMEOUTS)  # a given transport keeps its own
 
 
 def storage_credential(storage: StorageSettings, default: Callable[[], TokenCredential]) -> TokenCredential:
@@ -37,7 +57,13 @@ def storage_credential(storage: StorageSettings, default: Callable[[], TokenCred
 
 
 def table_client(storage: StorageSettings, table: str, credential: Callable[[], TokenCredential]) -> TableClient:
-    options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.25, "retry_backoff_max": 1, **TIMEOUTS}
+    options: dict[str, Any] = {
+        "retry_total": 2,
+        "retry_backoff_factor": 0.25,
+        "retry_backoff_max": 1,
+        "transport": pooled_transport(),
+        **TIMEOUTS,
+    }
     if storage.connection_string:
         return TableClient.from_connection_string(storage.connection_string, table, **options)
     assert storage.table_service_uri  # guaranteed by Settings
@@ -50,6 +76,7 @@ def queue_client(storage: StorageSettings, queue: str, credential: Callable[[], 
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": TextBase64DecodePolicy(),
         "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),  # type: ignore[arg-type]
+        "transport": pooled_transport(),
         **TIMEOUTS,
     }
     if storage.connection_string:

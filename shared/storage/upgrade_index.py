@@ -29,10 +29,6 @@ month boundary crossed) plus `top` point reads, 16 at a time (shared/upgrades/li
 
 from __future__ import annotations
 
-import contextvars
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -41,6 +37,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.concurrency import run_concurrently
 from shared.dependency_errors import dependency_error
 from shared.upgrades.model import UpgradeRecord
 
@@ -49,7 +46,7 @@ CUSTOMER_PREFIX = "customer|"
 RECENT_PREFIX = "recent|"
 RECENT_RANGE_END = "recent}"  # "}" follows "|": every `recent|…` partition lies in [RECENT_PREFIX, RECENT_RANGE_END)
 INDEX_FIELDS = ("PartitionKey", "RowKey", "upgradeId", "customerId", "createdAt", "status")
-POOL_SIZE = 16
+__all__ = ["run_concurrently"]  # re-exported: shared/upgrades/listing.py reads pages with it
 
 Position = dict[str, str]  # the Table service's continuation: {"PartitionKey": …, "RowKey": …}
 
@@ -151,23 +148,3 @@ def _entry(entity: dict[str, Any]) -> IndexEntry:
         customer_id=entity["customerId"],
         status=entity.get("status", ""),
     )
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool  # noqa: PLW0603 - one small pool per process, built on first use
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="upgrade-index")
-        return _pool
-
-
-def run_concurrently[T](calls: list[Callable[[], T]]) -> list[T]:
-    """Run storage calls side by side (each keeps the caller's correlation id); re-raise the first failure."""
-    if len(calls) <= 1:
-        return [call() for call in calls]
-    futures = [_executor().submit(contextvars.copy_context().run, call) for call in calls]
-    return [future.result() for future in futures]

@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
-
 MAX_CALLBACK_URL_LENGTH = 2048
 HTTPS_PORT = 443
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -102,7 +99,11 @@ def callback_target(url: Any, allowed_hosts: tuple[str, ...]) -> CallbackTarget 
 
 
 def _endpoint(url: str) -> tuple[str, int] | str:
-    """(host, port) that both parsers agree on, or why the URL is refused."""
+    """(host, port) that both parsers agree on, or why the URL is refused. urllib3 is imported here, on the
+    first callbackUrl, not with the settings every function loads (cold start, docs/design.md)."""
+    from urllib3.exceptions import LocationParseError  # noqa: PLC0415
+    from urllib3.util import parse_url  # noqa: PLC0415
+
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -9,8 +9,10 @@ conditional on the record's ETag, and a lost race keeps the other update.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from shared.clock import Clock
+from shared.concurrency import submit
 from shared.correlation import get_logger
 from shared.errors import PartnerCenterUnknownUpgrade, UpgradeError
 from shared.partner_center.budget import Budget
@@ -48,8 +50,27 @@ class Tracker:
 
     # --- CreateUpgrade: record the accepted upgrade and schedule its first check -----------------
 
-    def start(self, record: UpgradeRecord) -> UpgradeRecord:
-        """Record and schedule; never raises. Returns the record as stored (an existing one wins)."""
+    def start(self, record: UpgradeRecord, *, new: bool = False) -> UpgradeRecord:
+        """Record and schedule; never raises. Returns the record as stored (an existing one wins).
+
+        The record's own write stays last (after its list index entities, shared/storage/records.py). With
+        `new` (Partner Center has just created this upgrade, so no record of it can exist yet) the first
+        check's message is sent side by side with those writes: one storage round trip less on the create
+        path, and each of the two still recovers the upgrade when the other fails (docs/design.md, "An
+        accepted upgrade is never lost"). If a record exists after all (Partner Center de-duplicated a
+        repeated MS-RequestId), that message is one extra check, which the queue path handles like any
+        duplicate. Without `new`, an existing record is tracked already and gets no second message.
+        """
+        scheduled = submit(partial(self._schedule_first, TrackMessage.for_record(record))) if new else None
+        stored = self._record(record)
+        if scheduled is not None:
+            scheduled.result()  # never raises; waited for so that the 202 follows both writes
+        elif stored is record:
+            self._schedule_first(TrackMessage.for_record(record))
+        return stored
+
+    def _record(self, record: UpgradeRecord) -> UpgradeRecord:
+        """Insert the record; an existing one is returned instead (adopting the callback). Never raises."""
         try:
             if not self.store.insert(record):
                 existing = self.store.get(record.upgrade_id)
@@ -64,16 +85,18 @@ class Tracker:
                 record.upgrade_id,
                 error.detail,
             )
+        return record
+
+    def _schedule_first(self, message: TrackMessage) -> None:
         try:
-            self._queue.schedule(TrackMessage.for_record(record), self.settings.first_check_seconds)
+            self._queue.schedule(message, self.settings.first_check_seconds)
         except UpgradeError as error:
             log.error(
                 "upgrade %s was accepted but its first status check could not be queued (%s); a GET on its "
                 "Location recovers tracking",
-                record.upgrade_id,
+                message.upgrade_id,
                 error.detail,
             )
-        return record
 
     def _adopt_callback(self, record: UpgradeRecord, url: str) -> None:
         """A caller who submits an upgrade that already exists still gets its callback, unless another URL was

@@ -2,6 +2,8 @@
 
 Once Partner Center has accepted, the caller always gets the 202: recording and scheduling are best effort
 here because the Location the caller receives carries the customerId, and a GET on it recovers the upgrade.
+Those writes cost two storage round trips in sequence: the list index upserts beside the first check's queue
+message (and the Idempotency-Key completion), then the record (shared/tracking/tracker.py `start`).
 The body kept for Idempotency-Key replays holds no URL: `statusUri` and `Location` depend on the base of the
 request being answered, so the HTTP adapter adds them to every answer, the first and each replay.
 """
@@ -10,18 +12,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
+from shared.concurrency import submit
 from shared.correlation import get_logger
 from shared.errors import NotEligible, PartnerCenterFault, UpgradeConflict, UpgradeError
 from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
-from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
-from shared.tracking.tracker import Tracker
-from shared.upgrades.model import UpgradeRecord, UpgradeRequest, retry_after_seconds
+from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest, retry_after_seconds
+
+if TYPE_CHECKING:  # the storage modules (and SDKs) load on the first write, not with this module: cold start
+    from shared.storage.idempotency import Claim, IdempotencyStore
+    from shared.tracking.tracker import Tracker
 
 log = get_logger(__name__)
 
@@ -51,7 +58,7 @@ class UpgradeService:
         settings: Settings,
         partner_center: PartnerCenterClient,
         idempotency: Callable[[], IdempotencyStore],
-        tracker: Tracker,
+        tracker: Callable[[], Tracker],
         clock: Clock,
     ) -> None:
         self._settings = settings
@@ -66,6 +73,8 @@ class UpgradeService:
         if key is not None:
             fingerprint = request.fingerprint()
             claimed = self._idempotency().claim(key, fingerprint)
+            from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store just used
+
             if isinstance(claimed, StoredResponse):
                 log.info(
                     "Idempotency-Key seen before with the same body; replaying upgrade %s",
@@ -75,24 +84,26 @@ class UpgradeService:
             claim = claimed
             request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
         try:
-            accepted = self._forward(request, request_id, correlation_id)
+            return self._forward(request, request_id, correlation_id, claim)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
             raise
-        if claim is not None:
-            self._idempotency().complete(claim, StoredResponse(accepted.body, accepted.retry_after))
-        return accepted
 
     def create_for_batch(
         self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget
     ) -> Accepted:
         """The same path as `submit`, for one customer of a batch: its MS-RequestId (derived from batch and
         customer, so a redelivered message never creates twice) and its paced, non-waiting budget."""
-        return self._forward(request, request_id, correlation_id, budget)
+        return self._forward(request, request_id, correlation_id, None, budget)
 
     def _forward(
-        self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget | None = None
+        self,
+        request: UpgradeRequest,
+        request_id: str,
+        correlation_id: str,
+        claim: Claim | None,
+        budget: Budget | None = None,
     ) -> Accepted:
         budget = budget or Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
@@ -102,27 +113,49 @@ class UpgradeService:
         else:
             upgrade_id, location, existing = self._create(request, request_id, budget)
         now = self._clock.now()
-        record = self._tracker.start(
-            UpgradeRecord.new(
-                upgrade_id,
-                request.customer_id,
-                now,
-                location=location,
-                correlation_id=correlation_id,
-                callback_url=request.callback_url,
-                next_check_at=now + self._settings.first_check_seconds,
-            )
+        record = UpgradeRecord.new(
+            upgrade_id,
+            request.customer_id,
+            now,
+            location=location,
+            correlation_id=correlation_id,
+            callback_url=request.callback_url,
+            next_check_at=now + self._settings.first_check_seconds,
         )
+        accepted = self._accepted(request, record, record.status, existing)
+        completing: Future[None] | None = None
+        if claim is not None and not existing:  # a new upgrade is InProgress: its answer is known already
+            completing = submit(partial(self._complete, claim, accepted))
+        stored = self._tracker().start(record, new=not existing)
+        if stored is not record:  # an existing record wins: answer (and replay) with its status
+            accepted = self._accepted(request, record, stored.status, existing)
+        if completing is not None:
+            completing.result()
+        if claim is not None and (completing is None or stored is not record):
+            self._complete(claim, accepted)
+        return accepted
+
+    def _accepted(self, request: UpgradeRequest, record: UpgradeRecord, status: State, existing: bool) -> Accepted:
+        """The 202 body of this request for its new `record`, with the status as stored (an existing one wins)."""
         body = {
-            "upgradeId": upgrade_id,
+            "upgradeId": record.upgrade_id,
             "customerId": request.customer_id,
             "productFamily": request.product_family,
-            "status": str(record.status),
-            "partnerCenterLocation": location,
+            "status": str(status),
+            "partnerCenterLocation": record.partner_center_location,
             "existing": existing,
-            "correlationId": correlation_id,
+            "correlationId": record.correlation_id,
         }
         return Accepted(body, retry_after_seconds(self._settings.first_check_seconds))
+
+    def _complete(self, claim: Claim, accepted: Accepted) -> None:
+        """Store the answer for replays (best effort, never raises); for a new upgrade this runs side by side
+        with recording it: a replay then answers the same 202, and the Location recovers the upgrade either
+        way (docs/design.md, "Idempotency")."""
+        store = self._idempotency()
+        from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store
+
+        store.complete(claim, StoredResponse(accepted.body, accepted.retry_after))
 
     def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
         """The upgrade eligibility names for this customer; raises NotEligible when there is none and the
