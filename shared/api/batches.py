@@ -9,7 +9,6 @@ from shared.api.http import _answer, _base_url, _json
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.export import to_csv
-from shared.batches.messages import BatchMessage, InvalidBatchMessage
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
 from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
@@ -72,6 +71,8 @@ def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 
 def run_batch(msg: func.QueueMessage) -> None:
     """The RunBatch queue trigger: like UpgradeStatus, failures leave as one `RetryLater` line."""
+    from shared.batches.messages import BatchMessage, InvalidBatchMessage  # noqa: PLC0415 - with the storage SDK
+
     text = msg.get_body().decode("utf-8", errors="replace")
     message_id = msg.id or "-"
     with correlation_scope(correlation_id_from(None)):
