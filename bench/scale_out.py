@@ -122,7 +122,8 @@ def run_scale_out(
             at_kill = _submit_and_kill(callers, submissions, plan)
             sandbox.partner_center.faults = normal_faults
             final = _follow(callers, submissions, started + plan.deadline_seconds)
-            callbacks = _callbacks(sink, {s.upgrade_id for s in submissions if s.upgrade_id}, started + 20)
+            # every upgrade is final by now; a callback that failed (its instance died) comes back with its message
+            callbacks = _callbacks(sink, {s.upgrade_id for s in submissions if s.upgrade_id}, time.monotonic() + 30)
             drain_started = time.monotonic()
             left = _drain(QueueClient.from_connection_string(storage, queue), drain_started + DRAIN_SECONDS)
             drained = time.monotonic() - drain_started

@@ -53,11 +53,18 @@ class SamSeed:
 
 
 class Sandbox:
-    def __init__(self, workdir: Path, *, tenant_id: str = DEFAULT_TENANT_ID, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        clock: Clock = time.time,
+        public_roots: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.tenant_id = tenant_id
         self.clock = clock
-        self.ca = LocalCA(workdir / "tls")
+        self.ca = LocalCA(workdir / "tls", public_roots=public_roots)  # False: a CA-only bundle (tests)
         # Real time, whatever `clock` says: managed-identity tokens are cached by azure-identity and checked by
         # Azurite, and both only know real time. Everything else follows `clock`.
         self.identity = ManagedIdentityStandIn(tenant_id=tenant_id)

@@ -24,7 +24,10 @@ class LocalCA:
     e.g. Azurite's `--cert/--key`).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, public_roots: bool = True) -> None:
+        """`public_roots=False`: `bundle.pem` holds the local CA only. Every new TLS connection loads the bundle
+        (urllib3 builds a context per connection), and parsing certifi's ~150 roots costs ~20 ms of CPU each time:
+        a test suite that never reaches a public host saves that on every cold client."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._ca = trustme.CA(organization_name="Partner Center Upgrade Functions sandbox")
@@ -37,7 +40,8 @@ class LocalCA:
 
         ca_pem = self._ca.cert_pem.bytes()
         self.ca_path.write_bytes(ca_pem)
-        self.bundle_path.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + ca_pem)
+        roots = Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" if public_roots else b""
+        self.bundle_path.write_bytes(roots + ca_pem)
         self.cert_path.write_bytes(b"".join(blob.bytes() for blob in self._server_cert.cert_chain_pems))
         self.key_path.write_bytes(self._server_cert.private_key_pem.bytes())
         self.key_path.chmod(0o600)

@@ -200,7 +200,7 @@ def test_upgrade_is_accepted_then_tracked_by_the_queue_trigger_until_completed(
     host, client = real_app
     poller = next(p for p in host.pollers if p.function == "UpgradeStatus")
     assert poller.queue_name == e2e_env["UPGRADE_STATUS_QUEUE"]  # %UPGRADE_STATUS_QUEUE% resolved
-    customer = quick_customer(sandbox, completes_after=2.5)
+    customer = quick_customer(sandbox, completes_after=0.5)
     correlation_id = str(uuid.uuid4())
     body = {"customerId": customer.customer_id, "productFamily": "azure"}
 

@@ -96,7 +96,7 @@ def test_a_renewed_lease_keeps_a_long_running_message_from_other_hosts(azurite: 
 def test_three_instances_one_killed_lose_and_double_nothing(
     azurite: Azurite, sandbox: Sandbox, sam: SamSeed, tmp_path: Path
 ) -> None:
-    plan = ScaleOutPlan(instances=3, upgrades=60, spread_seconds=4.0, callers=12, deadline_seconds=45)
+    plan = ScaleOutPlan(instances=3, upgrades=45, spread_seconds=3.0, callers=12, deadline_seconds=45)
     result = run_scale_out(plan, sandbox, azurite.connection_string, sam.callback_signing_key, tmp_path)
     summary = describe(result)
 

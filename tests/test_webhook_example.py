@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import SamSeed, Sandbox
 from support.harness import AppHarness
@@ -44,7 +45,7 @@ def serve(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[Callable
     def start(signing_key: bytes, on_event: Callable[[dict[str, Any]], None], **options: Any) -> str:
         server = example.make_server("127.0.0.1", 0, signing_key, on_event, **options)
         server.socket = sandbox.ca.server_context().wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         allowed = ",".join(f"localhost:{s.server_address[1]}" for s in servers)  # not 443: each port is listed
         configure(STATUS_FIRST_CHECK_SECONDS="1", STATUS_MAX_INTERVAL_SECONDS="1", CALLBACK_ALLOWED_HOSTS=allowed)
@@ -56,51 +57,51 @@ def serve(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[Callable
         server.server_close()
 
 
-def track(app: AppHarness, sandbox: Sandbox, callback_url: str, until: Callable[[dict[str, Any]], bool]) -> str:
+def track(
+    app: AppHarness, sandbox: Sandbox, clock: ManualClock, callback_url: str, until: Callable[[dict[str, Any]], bool]
+) -> str:
+    """Submit an upgrade that completes at once and run the app's queues (virtual time) until they drain: the
+    status check, then each callback attempt and its retries, all through the real Azurite queue."""
     customer = str(uuid.uuid4())
     sandbox.partner_center.add_customer(Customer(customer, progression=[Step(0, "Completed")]))
     answer = app.post({"customerId": customer, "productFamily": "Azure", "callbackUrl": callback_url})
     assert answer.status == 202
     upgrade_id = answer.json()["upgradeId"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        app.process_queue()
-        record = app.get(upgrade_id, customer).json()
-        if until(record):
-            return str(upgrade_id)
-        time.sleep(0.2)
-    raise AssertionError(f"callback of {upgrade_id} did not reach the expected state: {record['callback']}")
+    app.virtual_queues(clock).run()
+    record = app.get(upgrade_id, customer).json()
+    assert until(record), f"callback of {upgrade_id} did not reach the expected state: {record['callback']}"
+    return str(upgrade_id)
 
 
 def test_the_example_receiver_accepts_the_apps_signed_callback_once(
-    app: AppHarness, sandbox: Sandbox, sam: SamSeed, serve: Callable[..., str]
+    app: AppHarness, sandbox: Sandbox, sam: SamSeed, serve: Callable[..., str], virtual_clock: ManualClock
 ) -> None:
     events: list[dict[str, Any]] = []
     url = serve(sam.callback_signing_key.encode(), events.append)
 
-    upgrade_id = track(app, sandbox, url, lambda r: r["callback"]["state"] == "delivered")
+    upgrade_id = track(app, sandbox, virtual_clock, url, lambda r: r["callback"]["state"] == "delivered")
 
     assert [(e["upgradeId"], e["status"]) for e in events] == [(upgrade_id, "Completed")]
 
 
 def test_the_example_receiver_refuses_callbacks_signed_with_another_key(
-    app: AppHarness, sandbox: Sandbox, serve: Callable[..., str]
+    app: AppHarness, sandbox: Sandbox, serve: Callable[..., str], virtual_clock: ManualClock
 ) -> None:
     events: list[dict[str, Any]] = []
     url = serve(b"not-the-key-in-key-vault", events.append)
 
-    track(app, sandbox, url, lambda r: r["callback"]["attempts"] >= 2)
+    track(app, sandbox, virtual_clock, url, lambda r: r["callback"]["attempts"] >= 2)
 
     assert events == []
 
 
 def test_the_example_receiver_refuses_stale_timestamps(
-    app: AppHarness, sandbox: Sandbox, sam: SamSeed, serve: Callable[..., str]
+    app: AppHarness, sandbox: Sandbox, sam: SamSeed, serve: Callable[..., str], virtual_clock: ManualClock
 ) -> None:
     events: list[dict[str, Any]] = []
     ten_minutes_ahead = lambda: time.time() + 600  # noqa: E731 - the receiver's clock, skewed
     url = serve(sam.callback_signing_key.encode(), events.append, clock=ten_minutes_ahead)
 
-    track(app, sandbox, url, lambda r: r["callback"]["attempts"] >= 2)
+    track(app, sandbox, virtual_clock, url, lambda r: r["callback"]["attempts"] >= 2)
 
     assert events == []
