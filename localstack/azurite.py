@@ -9,37 +9,23 @@ request, and a long local session makes a lot of them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from localstack.wire_log import WireLog
+from localstack.wire_log import PutMessage, WireLog
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
 _READY = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://127\.0\.0\.1:(\d+)")
-
-
-@dataclass(frozen=True)
-class PutMessage:
-    """One Put Message request as Azurite received it."""
-
-    queue: str
-    visibility_timeout: int
-    text: str
-
-    def json(self) -> dict[str, object]:
-        return json.loads(self.text)  # type: ignore[no-any-return]
 
 
 # Azurite's own defaults, which `UseDevelopmentStorage=true` and Azure Storage Explorer expect.
@@ -152,4 +138,4 @@ class Azurite:
             time.sleep(0.02)
 
     def _logged_puts(self, queue: str) -> list[PutMessage]:
-        return [PutMessage(p.queue, p.visibility_timeout, p.text) for p in self._wire.puts(queue)]
+        return self._wire.puts(queue)

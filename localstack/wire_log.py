@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -23,10 +24,15 @@ _END = re.compile(r"EndMiddleware: End response\. TotalTimeInMS=\d+ StatusCode=(
 
 
 @dataclass(frozen=True)
-class LoggedPut:
+class PutMessage:
+    """One Put Message request as Azurite received it (and answered 201)."""
+
     queue: str
     visibility_timeout: int
     text: str
+
+    def json(self) -> dict[str, object]:
+        return json.loads(self.text)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -34,11 +40,11 @@ class WireLog:
     path: Path
     _offset: int = 0
     _pending: dict[str, tuple[str, int]] = field(default_factory=dict)  # request id -> (queue, delay)
-    _parsed: dict[str, LoggedPut] = field(default_factory=dict)  # request id -> put waiting for its status
-    _found: dict[str, list[LoggedPut]] = field(default_factory=dict)  # queue -> accepted puts, in order
+    _parsed: dict[str, PutMessage] = field(default_factory=dict)  # request id -> put waiting for its status
+    _found: dict[str, list[PutMessage]] = field(default_factory=dict)  # queue -> accepted puts, in order
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def puts(self, queue: str) -> list[LoggedPut]:
+    def puts(self, queue: str) -> list[PutMessage]:
         """Every accepted Put Message on `queue` the log holds so far, in order."""
         with self._lock:
             self._read_new()
@@ -69,7 +75,7 @@ class WireLog:
         text = _MESSAGE_TEXT.search(line)
         if text and request_id in self._pending:
             name, delay = self._pending.pop(request_id)
-            self._parsed[request_id] = LoggedPut(name, delay, _decoded(text.group("text")))
+            self._parsed[request_id] = PutMessage(name, delay, _decoded(text.group("text")))
             return
         end = _END.search(line)
         if end and request_id in self._parsed:
