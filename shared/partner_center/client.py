@@ -55,7 +55,7 @@ CONNECT_TIMEOUT = 5.0
 BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
-MFA_REQUIRED_CODE = "900421"  # docs/partner-center-api.md §9 (secondary sources; the token's amr is checked too)
+MFA_REQUIRED_CODE = "900421"  # docs/partner-center.md "MFA enforcement" (secondary sources; amr is checked too)
 
 
 @dataclass(frozen=True)
