@@ -1,0 +1,167 @@
+"""Batches through Microsoft's worker: the real app folder in `DevHost`, requests over HTTP, batch and status work
+only through the hosts's queue pollers on Azurite (`%UPGRADE_BATCH_QUEUE%`, `%UPGRADE_STATUS_QUEUE%`).
+
+tests/test_batches.py covers the same behaviour in virtual time through the functions' entry points; here it runs
+in real time through the function.json bindings: an upgrade batch with every outcome, its one callback and its
+CSV; a batch throttled by Partner Center; a message delivered twice. Every response is checked against the
+OpenAPI description and every response and log line for leaked secrets (`checked`, as in test_e2e_devhost.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import io
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+from test_e2e_devhost import ROOT, Client, checked, e2e_env, wait_for  # noqa: F401 - fixtures
+
+from devhost import DevHost
+from localstack.azurite import Azurite
+from localstack.storage import app_queue_service
+from sandbox.fleet import Fleet, Kind
+from sandbox.stack import Sandbox
+from support.receiver import CallbackReceiver
+
+UPGRADE_OUTCOME = {
+    Kind.ELIGIBLE: "completed",
+    Kind.NOT_ELIGIBLE: "notEligible",
+    Kind.HAS_UPGRADE: "completed",  # the upgrade eligibility named, tracked to its end
+    Kind.REFUSED: "error",  # no Microsoft Customer Agreement: Partner Center refuses the create for good
+    Kind.LINE_ITEM_FAILS: "failed",
+}
+EVERY_KIND = {kind.value: 1 for kind in Kind}
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def receiver(sandbox: Sandbox) -> Iterator[CallbackReceiver]:
+    with CallbackReceiver(sandbox.ca) as running:
+        yield running
+
+
+@pytest.fixture
+def batch_app(
+    e2e_env: dict[str, str],  # noqa: F811 - the fixture
+    configure: Callable[..., None],
+    receiver: CallbackReceiver,
+    checked: list[Client],  # noqa: F811
+) -> Iterator[tuple[DevHost, Client]]:
+    fast = {"PARTNER_CENTER_BATCH_CALLS_PER_MINUTE": "6000", "CALLBACK_ALLOWED_HOSTS": f"localhost:{receiver.port}"}
+    configure(**fast)
+    host = DevHost(ROOT, http_port=0, environ=e2e_env | fast, queue_service=app_queue_service).start()
+    client = Client(host.url)
+    checked.append(client)
+    yield host, client
+    host.stop()
+
+
+def fleet_of(sandbox: Sandbox, mix: dict[str, int]) -> Fleet:
+    """Customers of this test only (a fresh seed), whose upgrades complete a second after creation."""
+    return sandbox.add_fleet(sum(mix.values()), seed=uuid.uuid4().int % 10**9, mix=mix, complete_after=1.0)
+
+
+def run_batch(client: Client, body: dict[str, object]) -> dict[str, object]:
+    """POST the batch and follow its Location (a follow link, no key needed) until it answers 200."""
+    accepted = client.request("POST", "/api/batches", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert accepted.status_code == 202, accepted.text
+    final = client.follow(accepted.headers["Location"], until=lambda r: r.status_code != 202, timeout=45)
+    assert final.status_code == 200, final.text
+    return dict(final.json())
+
+
+def outcomes(client: Client, batch_id: object) -> dict[str, str]:
+    answer = client.request("GET", f"/api/batches/{batch_id}/customers", params={"top": "100"})
+    return {row["customerId"]: row["outcome"] for row in answer.json()["items"]}
+
+
+def test_an_upgrade_batch_ends_every_outcome_calls_back_once_and_exports_its_csv_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox, receiver: CallbackReceiver
+) -> None:
+    _, client = batch_app
+    fleet = fleet_of(sandbox, EVERY_KIND)
+    ids = [c.customer_id for c in fleet.customers]
+
+    final = run_batch(client, {"productFamily": "Azure", "mode": "upgrade", "customerIds": ids,
+                               "callbackUrl": receiver.url})  # fmt: skip
+
+    assert outcomes(client, final["batchId"]) == {c: UPGRADE_OUTCOME[fleet.kind_of(c)] for c in ids}
+    creates = [
+        r.json["customerId"] for r in sandbox.partner_center.requests_to("create") if r.json["customerId"] in ids
+    ]
+    assert sorted(set(creates)) == sorted(creates)  # one create per customer at most, whatever was retried
+    wait_for(lambda: receiver.deliveries, 15, "the batch callback")
+    time.sleep(0.5)  # a second delivery would come now
+    [delivery] = receiver.deliveries
+    assert delivery.headers.get("X-Upgrade-Signature", "").startswith("sha256=")
+    assert b'"status":"Completed"' in delivery.body and str(final["batchId"]).encode() in delivery.body
+    exported = client.request("GET", f"/api/batches/{final['batchId']}/customers", headers={"Accept": "text/csv"})
+    table = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["customerId"]: row["outcome"] for row in table} == outcomes(client, final["batchId"])
+
+
+def test_a_throttled_batch_holds_its_calls_and_ends_with_correct_counts_through_the_worker(
+    batch_app: tuple[DevHost, Client],
+    sandbox: Sandbox,
+    azurite: Azurite,
+    e2e_env: dict[str, str],  # noqa: F811 - the fixture
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, client = batch_app
+    fleet = fleet_of(sandbox, {"eligible": 6, "notEligible": 4})
+    ids = [c.customer_id for c in fleet.customers]
+    sandbox.partner_center.throttle(calls_per_minute=4, window_seconds=1.0)  # Retry-After of a second or so
+    try:
+        final = run_batch(client, {"productFamily": "Azure", "mode": "report", "customerIds": ids})
+    finally:
+        sandbox.partner_center.throttle(None)
+
+    expected = {c.customer_id: "eligible" if fleet.kind_of(c.customer_id) is Kind.ELIGIBLE else "notEligible"
+                for c in fleet.customers}  # fmt: skip
+    assert outcomes(client, final["batchId"]) == expected
+    assert sandbox.partner_center.throttled >= 1
+    holds = [float(m.group(1)) for r in caplog.records if (m := re.search(r"hold batch calls until ([0-9.]+)",
+                                                                           r.getMessage()))]  # fmt: skip
+    refused = [r for r in sandbox.partner_center.log if r.status == 429]
+    assert holds and len(holds) == len(refused)
+    calls = [r.at for r in sandbox.partner_center.log]
+    for refusal, until in zip(refused, holds, strict=True):
+        assert [at for at in calls if refusal.at < at < until - 0.05] == []  # nothing inside a hold
+    poison = QueueClient.from_connection_string(azurite.connection_string, e2e_env["UPGRADE_BATCH_QUEUE"] + "-poison")
+    with contextlib.suppress(ResourceNotFoundError):  # no poison queue at all: nothing was poisoned
+        assert list(poison.peek_messages()) == []
+
+
+def test_a_batch_message_delivered_twice_creates_nothing_twice_through_the_worker(
+    batch_app: tuple[DevHost, Client],
+    sandbox: Sandbox,
+    azurite: Azurite,
+    e2e_env: dict[str, str],  # noqa: F811 - the fixture
+) -> None:
+    host, client = batch_app
+    fleet = fleet_of(sandbox, {"eligible": 3})
+    ids = [c.customer_id for c in fleet.customers]
+    final = run_batch(client, {"productFamily": "Azure", "mode": "upgrade", "customerIds": ids})
+    queue = e2e_env["UPGRADE_BATCH_QUEUE"]
+    [chunk] = [p.text for p in azurite.put_messages(queue) if '"kind":"customers"' in p.text]
+    creates = sandbox.partner_center.creates
+    poller = next(p for p in host.pollers if p.function == "RunBatch")
+    handled = poller.outcomes["ok"]
+
+    QueueClient.from_connection_string(azurite.connection_string, queue).send_message(
+        base64.b64encode(chunk.encode()).decode()
+    )  # the same message again, as the queue delivers one whose handler died before deleting it
+    wait_for(lambda: poller.outcomes["ok"] > handled or None, 15, "the second delivery")
+
+    assert sandbox.partner_center.creates == creates
+    assert outcomes(client, final["batchId"]) == dict.fromkeys(ids, "completed")
+    assert requests.codes.ok == client.request("GET", f"/api/batches/{final['batchId']}").status_code
