@@ -42,14 +42,23 @@ def known_secrets(sandbox: Sandbox) -> dict[str, str]:
 
 
 def find_leaks(secrets: dict[str, str], log_lines: Iterable[str], answers: Iterable[Answer]) -> list[str]:
+    """Where a secret appears: each secret is looked for once in all log lines joined (and once in all answers),
+    and only one that is there is looked up line by line. The session's sandbox holds thousands of secrets (every
+    version and token handed out so far): testing each against each line cost more than the tests themselves.
+    Secrets hold no newline, so joining the lines makes no match across two of them."""
+    lines, answer_list = list(log_lines), list(answers)
+    texts = [answer.body.decode("utf-8", "replace") + repr(dict(answer.headers)) for answer in answer_list]
     leaks: list[str] = []
-    for index, line in enumerate(log_lines):
-        leaks += [f"log line {index} contains {what}" for value, what in secrets.items() if value in line]
-    for answer in answers:
-        text = answer.body.decode("utf-8", "replace") + repr(dict(answer.headers))
+    for value in _present(secrets, "\n".join(lines)):
+        leaks += [f"log line {index} contains {secrets[value]}" for index, line in enumerate(lines) if value in line]
+    for value in _present(secrets, "\n".join(texts)):
         leaks += [
-            f"{answer.method} {answer.path} -> {answer.status} contains {what}"
-            for value, what in secrets.items()
+            f"{a.method} {a.path} -> {a.status} contains {secrets[value]}"
+            for a, text in zip(answer_list, texts, strict=True)
             if value in text
         ]
     return leaks
+
+
+def _present(secrets: dict[str, str], text: str) -> list[str]:
+    return [value for value in secrets if value in text]
