@@ -89,11 +89,7 @@ class AppHarness:
         content_type: str | None = "application/json",
         base_url: str = BASE_URL,
     ) -> Answer:
-        payload = raw if raw is not None else json.dumps(body).encode()
-        all_headers = dict(headers or {})
-        if content_type is not None:
-            all_headers.setdefault("Content-Type", content_type)
-        request = func.HttpRequest("POST", f"{base_url}/api/upgrades", headers=all_headers, body=payload)
+        request = _json_post(f"{base_url}/api/upgrades", body, raw, headers, content_type)
         return self._keep("POST", "/api/upgrades", CreateUpgrade.main(request))
 
     def get(
@@ -134,11 +130,7 @@ class AppHarness:
         headers: Mapping[str, str] | None = None,
         content_type: str | None = "application/json",
     ) -> Answer:
-        payload = raw if raw is not None else json.dumps(body).encode()
-        all_headers = dict(headers or {})
-        if content_type is not None:
-            all_headers.setdefault("Content-Type", content_type)
-        request = func.HttpRequest("POST", f"{BASE_URL}/api/batches", headers=all_headers, body=payload)
+        request = _json_post(f"{BASE_URL}/api/batches", body, raw, headers, content_type)
         return self._keep("POST", "/api/batches", StartBatch.main(request))
 
     def get_batch(self, batch_id: str) -> Answer:
@@ -268,3 +260,15 @@ class AppHarness:
     def queued_count(self) -> int:
         """Messages on the queue, visible or not (Azurite's approximate count is exact)."""
         return self.queue().get_queue_properties().approximate_message_count
+
+
+def _json_post(
+    url: str, body: Any, raw: bytes | None, headers: Mapping[str, str] | None, content_type: str | None
+) -> func.HttpRequest:
+    """A POST as the host hands it to a function: `raw` bytes as sent, else `body` as JSON; Content-Type unless
+    the headers name one or `content_type` is None."""
+    payload = raw if raw is not None else json.dumps(body).encode()
+    all_headers = dict(headers or {})
+    if content_type is not None:
+        all_headers.setdefault("Content-Type", content_type)
+    return func.HttpRequest("POST", url, headers=all_headers, body=payload)
