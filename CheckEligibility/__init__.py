@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.fleet_http import customer_eligibility
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.fleet_http import customer_eligibility  # on the first call: docs/design.md, Performance
+
     return customer_eligibility(req)

@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.http import create_upgrade
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.http import create_upgrade  # on the first call: docs/design.md, Performance
+
     return create_upgrade(req)

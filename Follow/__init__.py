@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.http import follow
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.http import follow  # on the first call: docs/design.md, Performance
+
     return follow(req)

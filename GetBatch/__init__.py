@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.batches import get_batch
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.batches import get_batch  # on the first call: docs/design.md, Performance
+
     return get_batch(req)

@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.http import get_upgrade_status
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.http import get_upgrade_status  # on the first call: docs/design.md, Performance
+
     return get_upgrade_status(req)

@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.health import health
-
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.health import health  # on the first call: docs/design.md, Performance
+
     return health(req)

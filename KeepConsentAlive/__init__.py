@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.timers import keep_consent_alive
-
 
 def main(timer: func.TimerRequest) -> None:
+    from shared.api.timers import keep_consent_alive  # on the first call: docs/design.md, Performance
+
     keep_consent_alive(timer)

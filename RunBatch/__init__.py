@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.batches import run_batch
-
 
 def main(msg: func.QueueMessage) -> None:
+    from shared.api.batches import run_batch  # on the first call: docs/design.md, Performance
+
     run_batch(msg)

@@ -1,7 +1,7 @@
 import azure.functions as func
 
-from shared.api.queue import track_status
-
 
 def main(msg: func.QueueMessage) -> None:
+    from shared.api.queue import track_status  # on the first call: docs/design.md, Performance
+
     track_status(msg)

@@ -194,7 +194,8 @@ request = func.HttpRequest("POST", "https://bench.example/api/upgrades", headers
     body=json.dumps({{"customerId": "{customer}", "productFamily": "Azure"}}).encode())
 status = CreateUpgrade.main(request).status_code
 first = time.perf_counter()
-print(json.dumps({{"started": started, "loaded": loaded, "first": first, "status": status}}))
+cpu = time.process_time()
+print(json.dumps({{"cpu": cpu, "started": started, "loaded": loaded, "first": first, "status": status}}))
 """
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(?P<cumulative>\d+) \| (?P<indent>\s*)(?P<name>\S+)")
 
@@ -267,10 +268,29 @@ class ImportCost:
     heavy: tuple[str, ...]  # SDK packages among them (none: they load with the first request)
 
 
-def import_costs(runs: int = 5) -> list[ImportCost]:
-    """`python -X importtime -c "import azure.functions; import <Function>"`, each in a new process."""
-    costs = [_import_cost("azure.functions", "", runs)]
-    return costs + [_import_cost(name, "import azure.functions\n", runs) for name in FUNCTIONS]
+@dataclass(frozen=True)
+class FunctionImports:
+    at_load: ImportCost  # the function's module: what the worker imports when it loads the function
+    first_call: ImportCost | None  # the adapter its `main` imports on the first call (None for azure.functions)
+
+
+def import_costs(runs: int = 5) -> list[FunctionImports]:
+    """`python -X importtime -c "import azure.functions; import <Function>"`, each in a new process, and the same
+    for the adapter module the function's `main` imports on its first call."""
+    costs = [FunctionImports(_import_cost("azure.functions", "", runs), None)]
+    for name in FUNCTIONS:
+        adapter = _ADAPTER.search((ROOT / name / "__init__.py").read_text())
+        assert adapter, f"{name}/__init__.py imports no adapter in main"
+        costs.append(
+            FunctionImports(
+                _import_cost(name, "import azure.functions\n", runs),
+                _import_cost(adapter.group(1), "import azure.functions\n", runs),
+            )
+        )
+    return costs
+
+
+_ADAPTER = re.compile(r"^\s+from (\S+) import \w+", re.MULTILINE)
 
 
 def _import_cost(name: str, preload: str, runs: int) -> ImportCost:

@@ -69,14 +69,9 @@ class lazy[T]:  # lower case: used like @property
 
 def http_session() -> requests.Session:
     """A pooled session for one outbound target; retries are the caller's (see partner_center.py)."""
-    import requests
-    from requests.adapters import HTTPAdapter
+    from shared.outbound_http import pooled_session
 
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL_SIZE, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+    return pooled_session(HTTP_POOL_SIZE)
 
 
 class Services:
@@ -89,13 +84,16 @@ class Services:
     def credential(self) -> TokenCredential:
         from azure.identity import DefaultAzureCredential
 
-        return DefaultAzureCredential()
+        from shared.outbound_http import sdk_transport
+
+        return DefaultAzureCredential(transport=sdk_transport(HTTP_POOL_SIZE))
 
     @lazy
     def secrets(self) -> SecretStore:
         from azure.keyvault.secrets import SecretClient
 
         from shared.key_vault import SecretStore
+        from shared.outbound_http import sdk_transport
 
         client = SecretClient(
             self.settings.key_vault_url,
@@ -103,8 +101,7 @@ class Services:
             retry_total=2,
             retry_backoff_factor=0.5,
             retry_backoff_max=4,
-            connection_timeout=5,
-            read_timeout=10,
+            transport=sdk_transport(HTTP_POOL_SIZE),  # with its timeouts (5 s connect, 10 s read)
         )
         return SecretStore(client, self.clock)
 

@@ -13,46 +13,27 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from shared.correlation import get_logger
 from shared.dependency_errors import dependency_error
 from shared.errors import UpgradeError
+from shared.outbound_http import sdk_transport
 from shared.settings import StorageSettings
 
 log = get_logger(__name__)
 
-TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10}
 POOL_SIZE = 32  # kept connections per client; the SDK's default (10) reconnects when more requests run at once
-
-
-def pooled_transport() -> RequestsTransport:
-    """The SDK's own requests transport (retries stay the SDK policy's), with a pool as wide as the instance's
-    concurrency: a create makes up to three storage calls at once (shared/concurrency.py), and connections
-    beyond the default pool of 10 would be closed after each call and opened again on the next."""
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=4,
-        pool_maxsize=POOL_SIZE,
-        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return RequestsTransport(session=session, session_owner=True, **TIMEOUTS)  # a given transport keeps its own
 
 
 def storage_credential(storage: StorageSettings, default: Callable[[], TokenCredential]) -> TokenCredential:
     """The credential for identity-based storage, chosen as the Functions host chooses it."""
     if (storage.credential or "").lower() == "managedidentity":
-        return ManagedIdentityCredential(client_id=storage.client_id)
+        return ManagedIdentityCredential(client_id=storage.client_id, transport=sdk_transport(POOL_SIZE))
     return default()
 
 
@@ -61,8 +42,7 @@ def table_client(storage: StorageSettings, table: str, credential: Callable[[], 
         "retry_total": 2,
         "retry_backoff_factor": 0.25,
         "retry_backoff_max": 1,
-        "transport": pooled_transport(),
-        **TIMEOUTS,
+        "transport": sdk_transport(POOL_SIZE),  # a create makes up to three storage calls at once
     }
     if storage.connection_string:
         return TableClient.from_connection_string(storage.connection_string, table, **options)
@@ -76,8 +56,7 @@ def queue_client(storage: StorageSettings, queue: str, credential: Callable[[], 
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": TextBase64DecodePolicy(),
         "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),  # type: ignore[arg-type]
-        "transport": pooled_transport(),
-        **TIMEOUTS,
+        "transport": sdk_transport(POOL_SIZE),  # a create makes up to three storage calls at once
     }
     if storage.connection_string:
         return QueueClient.from_connection_string(storage.connection_string, queue, **options)
