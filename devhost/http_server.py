@@ -14,8 +14,10 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -150,7 +152,7 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             try:
-                body = self._read_body()
+                body = _read_body(self.headers, self.rfile, owner.max_body_bytes)
             except _BadRequest as exc:
                 self._write(Reply(exc.status), close=True)
                 return
@@ -161,37 +163,6 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 log.exception("%s: %s %s failed", owner.name, self.command, request.path)
                 reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR)
             self._write(reply)
-
-        def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return self._read_chunked()
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
-            if length < 0:
-                raise _BadRequest(HTTPStatus.BAD_REQUEST)
-            if length > owner.max_body_bytes:
-                raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            return self.rfile.read(length)
-
-        def _read_chunked(self) -> bytes:
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                try:
-                    size = int(self.rfile.readline(1024).split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
-                if size == 0:
-                    while self.rfile.readline(1024).strip():  # trailers
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > owner.max_body_bytes:
-                    raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
 
         def _write(self, reply: Reply, *, close: bool = False) -> None:
             self.send_response(reply.status)
@@ -209,3 +180,37 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(reply.body)
 
     return Handler
+
+
+def _read_body(headers: Message, rfile: BufferedIOBase, max_body_bytes: int) -> bytes:
+    """The request body (``Content-Length`` or chunked), refused rather than read when over the size limit."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return _read_chunked(rfile, max_body_bytes)
+    try:
+        length = int(headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
+    if length < 0:
+        raise _BadRequest(HTTPStatus.BAD_REQUEST)
+    if length > max_body_bytes:
+        raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    return rfile.read(length)
+
+
+def _read_chunked(rfile: BufferedIOBase, max_body_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        try:
+            size = int(rfile.readline(1024).split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST) from None
+        if size == 0:
+            while rfile.readline(1024).strip():  # trailers
+                pass
+            return b"".join(chunks)
+        total += size
+        if total > max_body_bytes:
+            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        chunks.append(rfile.read(size))
+        rfile.readline(1024)

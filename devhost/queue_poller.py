@@ -132,15 +132,7 @@ class QueuePoller:
 
     def start(self) -> None:
         for client in (self._queue, self._poison):
-            try:
-                client.create_queue()
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise DevHostError(
-                    f"Function '{self.function}': cannot create queue '{client.queue_name}' at "
-                    f"{client.primary_endpoint}: {type(exc).__name__}: {exc.message}"
-                ) from None
+            _create_queue(client, self.function)
         self._stop.clear()
         self._executor = ThreadPoolExecutor(
             max_workers=self.options.batch_size + self.options.new_batch_threshold,
@@ -228,14 +220,7 @@ class QueuePoller:
         if body is None:
             self._finish(message, started, "failed: message is not valid base64", poison=True)
             return
-        metadata = QueueTriggerMetadata(
-            id=str(message.id),
-            dequeue_count=dequeue_count,
-            insertion_time=message.inserted_on,
-            expiration_time=message.expires_on,
-            next_visible_time=message.next_visible_on,
-            pop_receipt=str(message.pop_receipt or ""),
-        )
+        metadata = _trigger_metadata(message, dequeue_count)  # before the lease renewals change the pop receipt
         try:
             with lease:
                 self.host.invoke_queue(self.function, body, metadata)
@@ -292,6 +277,31 @@ class QueuePoller:
             suffix,
             f": {detail}" if detail else "",
         )
+
+
+def _create_queue(client: QueueClient, function: str) -> None:
+    """Creates the queue if missing, as the WebJobs listener does; an unreachable account stops start-up."""
+    try:
+        client.create_queue()
+    except ResourceExistsError:
+        pass
+    except AzureError as exc:
+        raise DevHostError(
+            f"Function '{function}': cannot create queue '{client.queue_name}' at "
+            f"{client.primary_endpoint}: {type(exc).__name__}: {exc.message}"
+        ) from None
+
+
+def _trigger_metadata(message: QueueMessage, dequeue_count: int) -> QueueTriggerMetadata:
+    """What the function sees of the message as it was received (the host's queue trigger metadata)."""
+    return QueueTriggerMetadata(
+        id=str(message.id),
+        dequeue_count=dequeue_count,
+        insertion_time=message.inserted_on,
+        expiration_time=message.expires_on,
+        next_visible_time=message.next_visible_on,
+        pop_receipt=str(message.pop_receipt or ""),
+    )
 
 
 class LeaseKeeper:
