@@ -49,6 +49,7 @@ DEFAULT_TOLERANCE_SECONDS = 300
 log = logging.getLogger("webhook_receiver")
 
 Event = dict[str, Any]
+Answer = tuple[HTTPStatus, str]  # the status and message of the JSON answer
 
 
 def sign(signing_key: bytes, timestamp: str, body: bytes) -> str:
@@ -133,45 +134,11 @@ def make_server(
         server_version = "UpgradeWebhookReceiver/1.0"
 
         def do_POST(self) -> None:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self._answer(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            event = _read_event(self, signing_key, clock=clock, tolerance=tolerance)
+            if isinstance(event, tuple):
+                self._answer(*event)
                 return
-            if int(length) > MAX_BODY_BYTES:
-                self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
-                return
-            body = self.rfile.read(int(length))
-            timestamp = self.headers.get("X-Upgrade-Timestamp", "")
-            signature = self.headers.get("X-Upgrade-Signature", "")
-            if not verify(signing_key, timestamp, signature, body, now=clock(), tolerance=tolerance):
-                log.warning("refused a callback: bad signature or stale timestamp")
-                self._answer(HTTPStatus.UNAUTHORIZED, "invalid signature or timestamp")
-                return
-            try:
-                event = json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                self._answer(HTTPStatus.BAD_REQUEST, "body is not JSON")
-                return
-            if not isinstance(event, dict) or not all(isinstance(event.get(k), str) for k in ("upgradeId", "status")):
-                self._answer(HTTPStatus.BAD_REQUEST, "upgradeId and status are required")
-                return
-            key = (event["upgradeId"].lower(), event["status"])
-            state = log_of_deliveries.begin(key)
-            if state == "duplicate":
-                self._answer(HTTPStatus.OK, "duplicate; already handled")
-                return
-            if state == "busy":
-                self._answer(HTTPStatus.CONFLICT, "this event is being handled; retry later")
-                return
-            try:
-                on_event(event)
-            except Exception:
-                log.exception("handling upgrade %s (%s) failed; the app will retry", key[0], key[1])
-                log_of_deliveries.finish(key, handled=False)
-                self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, "handler failed")
-                return
-            log_of_deliveries.finish(key, handled=True)
-            self._answer(HTTPStatus.OK, "handled")
+            self._answer(*_handle_once(event, log_of_deliveries, on_event))
 
         def _answer(self, status: HTTPStatus, message: str) -> None:
             payload = json.dumps({"status": status.value, "message": message}).encode()
@@ -185,6 +152,48 @@ def make_server(
             log.info("%s %s", self.address_string(), format % args)
 
     return ThreadingHTTPServer((host, port), Handler)
+
+
+def _read_event(
+    request: BaseHTTPRequestHandler, signing_key: bytes, *, clock: Callable[[], float], tolerance: int
+) -> Event | Answer:
+    """The POSTed event once its size, signature, timestamp and shape check out; else the refusal to answer."""
+    length = request.headers.get("Content-Length")
+    if length is None or not length.isdigit():
+        return HTTPStatus.LENGTH_REQUIRED, "Content-Length is required"
+    if int(length) > MAX_BODY_BYTES:
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large"
+    body = request.rfile.read(int(length))
+    timestamp = request.headers.get("X-Upgrade-Timestamp", "")
+    signature = request.headers.get("X-Upgrade-Signature", "")
+    if not verify(signing_key, timestamp, signature, body, now=clock(), tolerance=tolerance):
+        log.warning("refused a callback: bad signature or stale timestamp")
+        return HTTPStatus.UNAUTHORIZED, "invalid signature or timestamp"
+    try:
+        event = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return HTTPStatus.BAD_REQUEST, "body is not JSON"
+    if not isinstance(event, dict) or not all(isinstance(event.get(k), str) for k in ("upgradeId", "status")):
+        return HTTPStatus.BAD_REQUEST, "upgradeId and status are required"
+    return event
+
+
+def _handle_once(event: Event, deliveries: DeliveryLog, on_event: Callable[[Event], None]) -> Answer:
+    """Hand a new event to `on_event`, once per upgradeId + status; what to answer the app."""
+    key = (event["upgradeId"].lower(), event["status"])
+    state = deliveries.begin(key)
+    if state == "duplicate":
+        return HTTPStatus.OK, "duplicate; already handled"
+    if state == "busy":
+        return HTTPStatus.CONFLICT, "this event is being handled; retry later"
+    try:
+        on_event(event)
+    except Exception:
+        log.exception("handling upgrade %s (%s) failed; the app will retry", key[0], key[1])
+        deliveries.finish(key, handled=False)
+        return HTTPStatus.INTERNAL_SERVER_ERROR, "handler failed"
+    deliveries.finish(key, handled=True)
+    return HTTPStatus.OK, "handled"
 
 
 def main(argv: list[str] | None = None) -> int:

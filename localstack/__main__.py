@@ -30,6 +30,34 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
+    args = _parser().parse_args(argv)
+    mode: Mode = args.mode
+
+    for signum in STOP_SIGNALS[1:]:
+        signal.signal(signum, _interrupt)  # during start-up, these abort it like Ctrl-C does
+    try:
+        keys = HostKeys.load(args.keys) if args.keys is not None else None
+    except DevHostError as exc:
+        print(f"localstack: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stack = LocalStack(
+        args.app_dir,
+        port=args.port if args.port is not None else _local_port(args.app_dir),
+        mode=mode,
+        verbose=args.verbose,
+        app_logs=args.app_logs,
+        keys=keys,
+        keys_file=args.keys,
+        fleet=max(0, args.fleet),
+    )
+    exit_code = _start(stack, verbose=args.verbose)
+    if exit_code is not None:
+        return exit_code
+    _serve_until_stopped(stack, began)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m localstack",
         description="Run the app on http://127.0.0.1:7071 with everything it needs (make run), until Ctrl-C.",
@@ -59,26 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--app-logs", action="store_true", help="the functions' INFO logs too (default: warnings)")
     parser.add_argument("--verbose", action="store_true", help="worker logs and stack traces on the console")
-    args = parser.parse_args(argv)
-    mode: Mode = args.mode
+    return parser
 
-    for signum in STOP_SIGNALS[1:]:
-        signal.signal(signum, _interrupt)  # during start-up, these abort it like Ctrl-C does
-    try:
-        keys = HostKeys.load(args.keys) if args.keys is not None else None
-    except DevHostError as exc:
-        print(f"localstack: cannot start: {exc}", file=sys.stderr)
-        return 1
-    stack = LocalStack(
-        args.app_dir,
-        port=args.port if args.port is not None else _local_port(args.app_dir),
-        mode=mode,
-        verbose=args.verbose,
-        app_logs=args.app_logs,
-        keys=keys,
-        keys_file=args.keys,
-        fleet=max(0, args.fleet),
-    )
+
+def _start(stack: LocalStack, *, verbose: bool) -> int | None:
+    """None once everything runs; else the exit code, after saying why on stderr (`start()` has cleaned up)."""
     try:
         stack.start()
     except KeyboardInterrupt:
@@ -86,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except FunctionLoadError as exc:
         print(f"localstack: the app did not load. {exc}", file=sys.stderr)
-        if args.verbose and exc.stack_trace:
+        if verbose and exc.stack_trace:
             print(exc.stack_trace, file=sys.stderr)
         return 1
     except DevHostError as exc:
         print(f"localstack: cannot start: {exc}", file=sys.stderr)
         return 1
+    return None
 
+
+def _serve_until_stopped(stack: LocalStack, began: float) -> None:
+    """Print the banner, wait for a stop signal, then stop everything (a second signal forces the exit)."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -119,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         print("localstack: stopping (Ctrl-C again to force)", file=sys.stderr, flush=True)
         stack.stop()
         print("localstack: stopped; nothing left running", file=sys.stderr, flush=True)
-    return 0
 
 
 def _local_port(app_dir: Path) -> int:

@@ -208,12 +208,40 @@ def run_one(
 ) -> tuple[bool, str]:
     customer = next(c for c in DEMO_CUSTOMERS if c.name == name)
     expected = EXPECTED[name]
-    body = {"customerId": customer.customer_id, "productFamily": "Azure"}
+    print()
+    print(f"== {name}: {customer.summary}")
+    response, submitted = _submit(session, base_url, customer.customer_id, callback_url)
+    if response.status_code != expected.submit_status:
+        return False, f"submission answered {response.status_code}, expected {expected.submit_status}"
+    if expected.final_status is None:
+        return True, f"refused with {response.status_code} as expected"
+    location = response.headers.get("Location")
+    if not location:
+        return False, "202 without a Location header"
+    last = _follow(session, location, submitted, max_wait=max_wait, timeout=timeout)
+    if isinstance(last, str):
+        return False, last
+    return _report_final(last, expected)
+
+
+@dataclass
+class _LastPoll:
+    """The answer that ended the polling, and how long and how many polls it took."""
+
+    response: requests.Response
+    resource: dict[str, Any]
+    since: float  # seconds since the submission
+    polls: int
+
+
+def _submit(
+    session: requests.Session, base_url: str, customer_id: str, callback_url: str | None
+) -> tuple[requests.Response, float]:
+    """POST the upgrade, printing the request and the answer; the answer, and when it was sent (monotonic)."""
+    body = {"customerId": customer_id, "productFamily": "Azure"}
     if callback_url:
         body["callbackUrl"] = callback_url
     headers = {"Idempotency-Key": f"demo-{uuid.uuid4().hex[:12]}", "x-correlation-id": str(uuid.uuid4())}
-    print()
-    print(f"== {name}: {customer.summary}")
     print(f"POST {base_url}/api/upgrades")
     for key, value in headers.items():
         print(f"  {key}: {value}")
@@ -226,14 +254,13 @@ def run_one(
         if header in response.headers:
             print(f"  {header}: {response.headers[header]}")
     print(_indent(_pretty(response)))
-    if response.status_code != expected.submit_status:
-        return False, f"submission answered {response.status_code}, expected {expected.submit_status}"
-    if expected.final_status is None:
-        return True, f"refused with {response.status_code} as expected"
-    location = response.headers.get("Location")
-    if not location:
-        return False, "202 without a Location header"
+    return response, submitted
 
+
+def _follow(
+    session: requests.Session, location: str, submitted: float, *, max_wait: float, timeout: float
+) -> _LastPoll | str:
+    """Poll `location` until it stops answering 202, a line per poll; why not, when `timeout` runs out first."""
     print()
     print(
         f"Following Location: waiting Retry-After seconds between polls, capped at {max_wait:g} s for this demo "
@@ -253,16 +280,21 @@ def run_one(
             flush=True,
         )
         if poll.status_code != 202:
-            break
+            return _LastPoll(poll, resource, since, polls)
         if since > timeout:
-            return False, f"still {resource.get('status')} after {since:.0f} s"
+            return f"still {resource.get('status')} after {since:.0f} s"
         retry_after = _seconds(poll.headers.get("Retry-After"))
         time.sleep(min(retry_after, max_wait))
+
+
+def _report_final(last: _LastPoll, expected: Expected) -> tuple[bool, str]:
+    """Print the final status resource and how long it took; whether it ended as `expected`."""
+    poll, resource = last.response, last.resource
     print()
     print(f"Final status resource (HTTP {poll.status_code}):")
     print(_indent(_pretty(poll)))
     final = resource.get("status")
-    took = f"submit -> {final} in {since:.1f} s ({polls} polls, {resource.get('checks')} status check(s)"
+    took = f"submit -> {final} in {last.since:.1f} s ({last.polls} polls, {resource.get('checks')} status check(s)"
     recorded = _seconds_between(resource.get("createdAt"), resource.get("lastCheckedAt"))
     took += f"; the check that saw it ran {recorded:.1f} s after creation)" if recorded is not None else ")"
     print(took)

@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from devhost import DevHost, DevHostError, HostKeys
 from devhost.http_front import DEFAULT_PORT
 from localstack.app_hooks import check_app_settings, describe_status_check
 from localstack.azurite import DEFAULT_PORTS, Azurite
+from localstack.azurite_ports import port_free, start_azurite
 from localstack.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
 from localstack.environment import FOREIGN_SETTINGS, LOCAL_RUN_SCHEDULE, app_environment
 from localstack.run_state import reap_orphaned_azurite, run_dir_for, write_state
@@ -92,17 +92,6 @@ def choose_mode(requested: Mode, environ: Mapping[str, str], values: Mapping[str
     if is_configured_url(values.get("KEY_VAULT_URL")):
         return "real", "KEY_VAULT_URL is set in local.settings.json"
     return "sandbox", "no real KEY_VAULT_URL in the environment or local.settings.json"
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Nothing listens on host:port (a quick bind test; the real bind can still lose a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def seed_sandbox(sandbox: Sandbox) -> SamSeed:
@@ -302,31 +291,7 @@ class LocalStack:
     def _start_azurite(self, *, prefer: Mapping[str, int], location: Path | None, fallback: bool = True) -> Azurite:
         assert self.run_dir is not None
         workdir = self.run_dir / "azurite"
-        preferred = dict(prefer)
-        busy = [p for p in preferred.values() if p and not port_free(p)]
-        ports: dict[str, int] | None = preferred if preferred and not busy else None
-        if busy and not fallback:
-            raise DevHostError(f"Azurite's ports {', '.join(map(str, busy))} are in use")
-        if busy:
-            self.notes.append(
-                f"port {', '.join(map(str, busy))} (of Azurite's defaults 10000-10002) is in use, maybe by another "
-                "Azurite: this one runs on free ports, so UseDevelopmentStorage=true and Storage Explorer's "
-                "emulator connection do not reach it"
-            )
-        azurite = Azurite(workdir, ports=ports, debug=False, location=location)
-        try:
-            azurite.start()
-        except RuntimeError as exc:
-            if ports is None or not fallback:
-                raise DevHostError(f"Azurite did not start ({_last_line(str(exc))}); log: {azurite.log_file}") from None
-            self.notes.append("Azurite could not use its default ports; using free ports")
-            azurite = Azurite(workdir, debug=False, location=location)
-            try:
-                azurite.start()
-            except RuntimeError as again:
-                raise DevHostError(
-                    f"Azurite did not start ({_last_line(str(again))}); log: {azurite.log_file}"
-                ) from None
+        azurite = start_azurite(workdir, prefer=prefer, location=location, notes=self.notes, fallback=fallback)
         self._cleanups.append(azurite.stop)
         return azurite
 
@@ -342,8 +307,3 @@ class LocalStack:
             "azuriteCommand": self.azurite.command if self.azurite else None,
         }
         self._cleanups.append(write_state(self.run_dir, state))
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

@@ -112,9 +112,11 @@ def definition_name(spec: dict[str, Any], ref: str) -> str:
 
 
 class _Builder:
+    """The connector document: paths, operations, parameters and responses; schemas are `_Schemas`' job."""
+
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.definitions: dict[str, Any] = {}
+        self.schemas = _Schemas(spec)
 
     def document(self, host: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}
@@ -140,7 +142,7 @@ class _Builder:
             "consumes": ["application/json"],
             "produces": ["application/json", "application/problem+json"],
             "paths": paths,
-            "definitions": dict(sorted(self.definitions.items())),
+            "definitions": dict(sorted(self.schemas.definitions.items())),
             "parameters": {},
             "responses": {},
             "securityDefinitions": {
@@ -155,9 +157,8 @@ class _Builder:
             "tags": [],
         }
 
-    # --- operations ------------------------------------------------------------------------------
-
     def operation(self, source: dict[str, Any]) -> dict[str, Any]:
+        resolve = self.schemas.resolve
         result: dict[str, Any] = {
             "summary": source["summary"],
             "description": _first_paragraph(source.get("description", source["summary"])),
@@ -165,11 +166,11 @@ class _Builder:
         }
         if "x-ms-visibility" in source:
             result["x-ms-visibility"] = source["x-ms-visibility"]
-        parameters = [self.parameter(self.resolve(p)) for p in source.get("parameters", [])]
+        parameters = [self.parameter(resolve(p)) for p in source.get("parameters", [])]
         if "requestBody" in source:
-            parameters.append(self.body(self.resolve(source["requestBody"])))
+            parameters.append(self.body(resolve(source["requestBody"])))
         result["parameters"] = parameters
-        responses = {status: self.response(self.resolve(r)) for status, r in source["responses"].items()}
+        responses = {status: self.response(resolve(r)) for status, r in source["responses"].items()}
         if source.get("x-ms-long-running-operation"):
             result["x-ms-long-running-operation"] = True
             final = self.polled_final_response(source)
@@ -182,7 +183,7 @@ class _Builder:
         for item in self.spec["paths"].values():
             for method in HTTP_METHODS:
                 if method in item and item[method]["operationId"] == target:
-                    final = self.response(self.resolve(item[method]["responses"]["200"]))
+                    final = self.response(self.schemas.resolve(item[method]["responses"]["200"]))
                     final["description"] = (
                         "The final status of the upgrade: the answer of its Location once it stopped answering "
                         "202 (the action waits for it)."
@@ -191,7 +192,7 @@ class _Builder:
         raise ConnectorBuildError(f"{source['operationId']}: x-polling-operation {target!r} has no 200 response")
 
     def parameter(self, source: dict[str, Any]) -> dict[str, Any]:
-        schema = self.schema(source["schema"])
+        schema = self.schemas.schema(source["schema"])
         result: dict[str, Any] = {
             "name": source["name"],
             "in": source["in"],
@@ -215,7 +216,7 @@ class _Builder:
             "in": "body",
             "required": bool(source.get("required", False)),
             "description": " ".join(source.get("description", "").split()),
-            "schema": self.named_schema(media["schema"]),
+            "schema": self.schemas.named(media["schema"]),
         }
 
     def response(self, source: dict[str, Any]) -> dict[str, Any]:
@@ -225,11 +226,11 @@ class _Builder:
             media = content.get("application/json") or content.get("application/problem+json")
             if media is None:
                 raise ConnectorBuildError(f"unsupported response media types {sorted(content)}")
-            result["schema"] = self.named_schema(media["schema"])
+            result["schema"] = self.schemas.named(media["schema"])
         headers = {}
         for name, reference in source.get("headers", {}).items():
-            header = self.resolve(reference)
-            schema = self.schema(header["schema"])
+            header = self.schemas.resolve(reference)
+            schema = self.schemas.schema(header["schema"])
             converted: dict[str, Any] = {"type": schema["type"]}
             if "format" in schema:
                 converted["format"] = schema["format"]
@@ -239,9 +240,16 @@ class _Builder:
             result["headers"] = headers
         return result
 
-    # --- schemas ---------------------------------------------------------------------------------
 
-    def named_schema(self, source: dict[str, Any]) -> dict[str, Any]:
+class _Schemas:
+    """JSON Schema 2020-12 from the spec as inlined Swagger 2.0 schemas, and the named definitions used so far."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.definitions: dict[str, Any] = {}
+
+    def named(self, source: dict[str, Any]) -> dict[str, Any]:
+        """A reference to the definition a request or response body becomes (added on first use)."""
         ref = source.get("$ref")
         if ref is None:
             raise ConnectorBuildError("request and response bodies must reference a component schema")
@@ -307,6 +315,7 @@ class _Builder:
         return base
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        """`node` with its local `$ref` followed (any part of the spec: parameters and responses too)."""
         while "$ref" in node and len(node) == 1:
             ref = node["$ref"]
             if not ref.startswith("#/"):

@@ -9,7 +9,8 @@ The client then asks its credential for `https://0.0.1:<port>/.default`; tokens 
 `ManagedIdentityStandIn` given as `identity=` with that audience (or Key Vault's own `https://vault.azure.net`).
 
 Versions carry `created`/`updated` from the stand-in's clock. Reading an expired or not-yet-valid secret
-works, as in Key Vault; reading a disabled one is `403 Forbidden`.
+works, as in Key Vault; reading a disabled one is `403 Forbidden`. The secrets themselves (versions, deleted
+secrets, the bundle shapes) are kept in `sandbox.key_vault_store`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import copy
 import re
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
+from sandbox.key_vault_store import RECOVERABLE_DAYS, SecretVersions, attributes, name_of, properties, version_of
 from sandbox.managed_identity import ManagedIdentityStandIn
 from sandbox.server import Clock, Recorded, Response, Route, StandIn
 from sandbox.tls import LocalCA
 
+__all__ = ["RECOVERABLE_DAYS", "VAULT_AUDIENCE", "KeyVaultStandIn"]
+
 VAULT_AUDIENCE = "https://vault.azure.net"
-RECOVERABLE_DAYS = 90
 _NAME = r"(?P<name>[^/]+)"
 _VALID_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 
@@ -46,9 +48,7 @@ class KeyVaultStandIn(StandIn):
         super().__init__(ca=ca, clock=clock, port=port)
         self.identity = identity
         self.tenant_id = tenant_id or identity.tenant_id
-        self._secrets: dict[str, list[dict[str, Any]]] = {}  # name -> versions, oldest first
-        # name -> (deleted-secret record, the versions it takes along for a recover)
-        self._deleted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self._secrets = SecretVersions()
         self._reads: Counter[str] = Counter()
         self._writes: Counter[str] = Counter()
 
@@ -61,26 +61,25 @@ class KeyVaultStandIn(StandIn):
     def seed(self, name: str, value: str, *, created: float | None = None) -> str:
         """Store a new version directly (no request, no counters); returns its version id."""
         with self._lock:
-            version = self._new_version(name, {"value": value}, created)
-            self._secrets.setdefault(name.lower(), []).append(version)
-            return _version_of(version)
+            stamp = int(self.clock() if created is None else created)
+            return version_of(self._secrets.add(self.url, name, {"value": value}, stamp))
 
     def current(self, name: str) -> str | None:
         with self._lock:
-            versions = self._secrets.get(name.lower())
+            versions = self._secrets.live.get(name.lower())
             return versions[-1]["value"] if versions else None
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Copies of every version's bundle (value included), oldest first."""
         with self._lock:
-            return copy.deepcopy(self._secrets.get(name.lower(), []))
+            return copy.deepcopy(self._secrets.live.get(name.lower(), []))
 
     def backdate(self, name: str, seconds: float) -> None:
         """Make the current version `seconds` older (its `created` and `updated`)."""
         with self._lock:
-            attributes = self._secrets[name.lower()][-1]["attributes"]
-            attributes["created"] = int(attributes["created"] - seconds)
-            attributes["updated"] = int(attributes["updated"] - seconds)
+            stamps = self._secrets.live[name.lower()][-1]["attributes"]
+            stamps["created"] = int(stamps["created"] - seconds)
+            stamps["updated"] = int(stamps["updated"] - seconds)
 
     def reads(self, name: str) -> int:
         """Authorized GETs of secret `name` (any version, found or not) since the last reset."""
@@ -144,17 +143,15 @@ class KeyVaultStandIn(StandIn):
                 return _bad_name(name)
             if not isinstance(body, dict) or not isinstance(body.get("value"), str):
                 return Response(400, _error("BadParameter", "The request body must contain a string 'value'."))
-            if name.lower() in self._deleted:
+            if name.lower() in self._secrets.deleted:
                 return Response(409, _error("Conflict", _deleted_conflict(name)))
-            version = self._new_version(name, body, None)
-            self._secrets.setdefault(name.lower(), []).append(version)
-            return Response(200, version)
+            return Response(200, self._secrets.add(self.url, name, body, int(self.clock())))
 
     def _get_secret(self, request: Recorded, params: dict[str, str]) -> Response:
         name, wanted = params["name"], params.get("version", "")
         with self._lock:
             self._reads[name.lower()] += 1
-            version = self._find(name, wanted)
+            version = self._secrets.find(name, wanted)
             if version is None:
                 return _not_found(f"{name}/{wanted}" if wanted else name)
             if not version["attributes"].get("enabled", True):
@@ -165,112 +162,56 @@ class KeyVaultStandIn(StandIn):
         name, wanted = params["name"], params.get("version", "")
         body = request.json if isinstance(request.json, dict) else {}
         with self._lock:
-            version = self._find(name, wanted)
+            version = self._secrets.find(name, wanted)
             if version is None:
                 return _not_found(f"{name}/{wanted}" if wanted else name)
-            version["attributes"].update(_attributes(body.get("attributes")))
+            version["attributes"].update(attributes(body.get("attributes")))
             version["attributes"]["updated"] = int(self.clock())
             for key in ("contentType", "tags"):
                 if key in body:
                     version[key] = body[key]
-            return Response(200, _properties(version))
+            return Response(200, properties(version))
 
     def _list_secrets(self, request: Recorded, params: dict[str, str]) -> Response:
         with self._lock:
             items = [
-                {**_properties(versions[-1]), "id": f"{self.url}/secrets/{_name_of(versions[-1])}"}
-                for versions in self._secrets.values()
+                {**properties(versions[-1]), "id": f"{self.url}/secrets/{name_of(versions[-1])}"}
+                for versions in self._secrets.live.values()
             ]
         return Response(200, {"value": items, "nextLink": None})
 
     def _list_versions(self, request: Recorded, params: dict[str, str]) -> Response:
         with self._lock:
-            versions = self._secrets.get(params["name"].lower(), [])
-            return Response(200, {"value": [_properties(v) for v in versions], "nextLink": None})
+            versions = self._secrets.live.get(params["name"].lower(), [])
+            return Response(200, {"value": [properties(v) for v in versions], "nextLink": None})
 
     def _delete_secret(self, request: Recorded, params: dict[str, str]) -> Response:
-        name = params["name"]
         with self._lock:
-            versions = self._secrets.pop(name.lower(), None)
-            if not versions:
-                return _not_found(name)
-            now = int(self.clock())
-            record = {
-                **_properties(versions[-1]),
-                "recoveryId": f"{self.url}/deletedsecrets/{_name_of(versions[-1])}",
-                "deletedDate": now,
-                "scheduledPurgeDate": now + RECOVERABLE_DAYS * 86400,
-            }
-            self._deleted[name.lower()] = (record, versions)
-            return Response(200, record)
+            record = self._secrets.delete(self.url, params["name"], int(self.clock()))
+            return Response(200, record) if record is not None else _not_found(params["name"])
 
     def _list_deleted(self, request: Recorded, params: dict[str, str]) -> Response:
         with self._lock:
-            return Response(200, {"value": [record for record, _ in self._deleted.values()], "nextLink": None})
+            records = [record for record, _ in self._secrets.deleted.values()]
+            return Response(200, {"value": records, "nextLink": None})
 
     def _get_deleted(self, request: Recorded, params: dict[str, str]) -> Response:
         with self._lock:
-            deleted = self._deleted.get(params["name"].lower())
+            deleted = self._secrets.deleted.get(params["name"].lower())
             return Response(200, deleted[0]) if deleted else _not_found(params["name"], deleted=True)
 
     def _purge(self, request: Recorded, params: dict[str, str]) -> Response:
         with self._lock:
-            if self._deleted.pop(params["name"].lower(), None) is None:
+            if self._secrets.deleted.pop(params["name"].lower(), None) is None:
                 return _not_found(params["name"], deleted=True)
             return Response(204)
 
     def _recover(self, request: Recorded, params: dict[str, str]) -> Response:
-        name = params["name"]
         with self._lock:
-            deleted = self._deleted.pop(name.lower(), None)
-            if deleted is None:
-                return _not_found(name, deleted=True)
-            self._secrets[name.lower()] = deleted[1]
-            return Response(200, _properties(deleted[1][-1]))
-
-    def _find(self, name: str, version: str) -> dict[str, Any] | None:
-        versions = self._secrets.get(name.lower(), [])
-        if not version:
-            return versions[-1] if versions else None
-        return next((v for v in versions if _version_of(v) == version.lower()), None)
-
-    def _new_version(self, name: str, body: dict[str, Any], created: float | None) -> dict[str, Any]:
-        stamp = int(self.clock() if created is None else created)
-        bundle: dict[str, Any] = {
-            "value": body["value"],
-            "id": f"{self.url}/secrets/{name}/{uuid.uuid4().hex}",
-            "attributes": {
-                "enabled": True,
-                "created": stamp,
-                "updated": stamp,
-                "recoveryLevel": "Recoverable+Purgeable",
-                "recoverableDays": RECOVERABLE_DAYS,
-                **_attributes(body.get("attributes")),
-            },
-        }
-        for key in ("contentType", "tags"):
-            if body.get(key) is not None:
-                bundle[key] = body[key]
-        return bundle
-
-
-def _attributes(given: Any) -> dict[str, Any]:
-    """The attributes a caller may set: enabled, nbf, exp (None values dropped)."""
-    if not isinstance(given, dict):
-        return {}
-    return {k: v for k, v in given.items() if k in ("enabled", "nbf", "exp") and v is not None}
-
-
-def _properties(bundle: dict[str, Any]) -> dict[str, Any]:
-    return {k: copy.deepcopy(v) for k, v in bundle.items() if k != "value"}
-
-
-def _name_of(bundle: dict[str, Any]) -> str:
-    return str(bundle["id"]).split("/")[-2]
-
-
-def _version_of(bundle: dict[str, Any]) -> str:
-    return str(bundle["id"]).split("/")[-1]
+            recovered = self._secrets.recover(params["name"])
+            if recovered is None:
+                return _not_found(params["name"], deleted=True)
+            return Response(200, properties(recovered))
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

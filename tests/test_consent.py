@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -209,16 +209,24 @@ def free_port() -> int:
 def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     app: AppHarness, sandbox: Sandbox, sam_app: SamApp, run_tool: Callable[..., ToolRun]
 ) -> None:
-    vault, entra = sandbox.key_vault, sandbox.entra
     keys = (CALLBACK_SIGNING_KEY_SECRET, STATUS_LINK_KEY_SECRET)
-    before = {name: len(vault.versions(name)) for name in (*SAM_NAMES, *keys)}
+    before = {name: len(sandbox.key_vault.versions(name)) for name in (*SAM_NAMES, *keys)}
 
     run = consent_once(sandbox, run_tool, sam_app)
 
-    # The sign-in Entra saw: PKCE S256, the Partner Center permission with offline_access, a fresh login with MFA.
+    assert_signed_in_with_pkce_and_mfa(sandbox, sam_app)
+    after = assert_sam_secrets_written_once(sandbox, sam_app, before)
+    assert_summary_names_versions_only(sandbox, sam_app, run, after)
+    assert_app_works_with_the_consent(app, sandbox, sam_app, after[REFRESH_TOKEN_SECRET][-1]["value"])
+
+
+def assert_signed_in_with_pkce_and_mfa(sandbox: Sandbox, app: SamApp) -> None:
+    """The sign-in Entra saw: PKCE S256, the Partner Center permission with offline_access, a fresh login with MFA;
+    then the code redeemed at the same redirect URI."""
+    entra = sandbox.entra
     [authorize] = entra.requests_to("authorize")
     assert authorize.arg("amr_values") == "mfa" and authorize.arg("prompt") == "login"
-    assert authorize.arg("login_hint") == sam_app.user and authorize.arg("code_challenge_method") == "S256"
+    assert authorize.arg("login_hint") == app.user and authorize.arg("code_challenge_method") == "S256"
     assert {f"{sandbox.partner_center.url}/user_impersonation", "offline_access"} <= set(
         (authorize.arg("scope") or "").split()
     )
@@ -228,8 +236,13 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
     assert redemption.status == 200 and redemption.form["grant_type"] == "authorization_code"
     assert redemption.form["redirect_uri"] == redirect_uri and redemption.form["code_verifier"]
 
-    # What reached the vault: one new version of each SAM secret; the existing callback and link keys kept.
-    after = {name: vault.versions(name) for name in (*SAM_NAMES, *keys)}
+
+def assert_sam_secrets_written_once(
+    sandbox: Sandbox, app: SamApp, before: dict[str, int]
+) -> dict[str, list[dict[str, Any]]]:
+    """What reached the vault: one new version of each SAM secret; the existing callback and link keys kept.
+    Returns every version of each secret in `before`."""
+    after = {name: sandbox.key_vault.versions(name) for name in before}
     assert {name: len(versions) - before[name] for name, versions in after.items()} == {
         APP_ID_SECRET: 1,
         APP_SECRET_SECRET: 1,
@@ -238,40 +251,47 @@ def test_consent_stores_the_sam_credentials_and_the_app_works_with_them(
         STATUS_LINK_KEY_SECRET: 0,
     }
     app_id, app_secret, refresh_token = (after[name][-1] for name in SAM_NAMES)
-    assert app_id["value"] == sam_app.client_id and app_secret["value"] == sam_app.client_secret
-    assert refresh_token["value"] in entra.issued_refresh_tokens()
+    assert app_id["value"] == app.client_id and app_secret["value"] == app.client_secret
+    assert refresh_token["value"] in sandbox.entra.issued_refresh_tokens()
     for stored in (app_id, app_secret, refresh_token):
         assert stored["contentType"] == "text/plain"
-        assert stored["tags"]["writtenBy"] == "tools.consent" and stored["tags"]["consentedBy"] == sam_app.user
+        assert stored["tags"]["writtenBy"] == "tools.consent" and stored["tags"]["consentedBy"] == app.user
     expires_in_days = (refresh_token["attributes"]["exp"] - time.time()) / 86400
     assert 89.9 < expires_in_days <= 90
     assert "exp" not in app_id["attributes"] and "exp" not in app_secret["attributes"]
+    return after
 
-    # The summary names secrets and versions, never a value.
+
+def assert_summary_names_versions_only(
+    sandbox: Sandbox, app: SamApp, run: ToolRun, after: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The summary names secrets and versions, never a value, and ends with the next step (the smoke test)."""
     version_of = {name: after[name][-1]["id"].rsplit("/", 1)[-1] for name in after}
     for name, version in version_of.items():
         assert any(name in line and version in line for line in run.out), run.stdout
     assert reported(run, CALLBACK_SIGNING_KEY_SECRET, "kept") and reported(run, REFRESH_TOKEN_SECRET, "written")
     assert reported(run, STATUS_LINK_KEY_SECRET, "kept")
     assert "x-functions-key" in run.stdout  # the next step: the smoke test
-    assert_nothing_secret_printed(sandbox, sam_app, run)
+    assert_nothing_secret_printed(sandbox, app, run)
 
-    # The app, with its settings pointing at that vault, works with what the tool stored.
-    answer = app.post({"customerId": str(uuid.uuid4()), "productFamily": "Azure"})
+
+def assert_app_works_with_the_consent(harness: AppHarness, sandbox: Sandbox, app: SamApp, refresh_token: str) -> None:
+    """The app, with its settings pointing at that vault, works with what the tool stored."""
+    answer = harness.post({"customerId": str(uuid.uuid4()), "productFamily": "Azure"})
 
     assert answer.status == 202, answer.body
-    [exchange] = [r for r in entra.requests_to("token") if r.form.get("grant_type") == "refresh_token"]
+    [exchange] = [r for r in sandbox.entra.requests_to("token") if r.form.get("grant_type") == "refresh_token"]
     assert exchange.status == 200
     assert (exchange.form["client_id"], exchange.form["client_secret"], exchange.form["refresh_token"]) == (
-        sam_app.client_id,
-        sam_app.client_secret,
-        refresh_token["value"],
+        app.client_id,
+        app.client_secret,
+        refresh_token,
     )
     create = sandbox.partner_center.requests_to("create")[-1]
     bearer = create.bearer_token() or ""
-    assert create.status == 202 and entra.is_valid_access_token(bearer, sandbox.partner_center.url)
+    assert create.status == 202 and sandbox.entra.is_valid_access_token(bearer, sandbox.partner_center.url)
     claims = tokens.read(bearer) or {}
-    assert (claims["appid"], claims["upn"]) == (sam_app.client_id, sam_app.user)  # minted from the consent
+    assert (claims["appid"], claims["upn"]) == (app.client_id, app.user)  # minted from the consent
 
 
 def test_rerunning_writes_new_versions_and_the_callback_and_link_keys_are_created_once(
