@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -102,34 +103,47 @@ class Toy:
         return [json.loads(p.read_text()) for p in sorted(self.records.glob("tick-*.json"))]
 
 
+@contextlib.contextmanager
+def toy_app(connection: str, records: Path) -> Iterator[Toy]:
+    """A DevHost serving tests/devhost_app on an ephemeral port, with keys and a stepped timer clock."""
+    environ = {
+        "AzureWebJobsStorage": connection,
+        "ToyStorage": connection,
+        "TOY_QUEUE": "Toy-Records",  # %TOY_QUEUE%; the host lower-cases queue names
+        "TOY_RECORD_DIR": str(records),
+        "TOY_TICK_SCHEDULE": TICK_SCHEDULE,
+    }
+    clock = SteppedClock(CLOCK_START)
+    keys = HostKeys.from_document(TOY_KEYS)
+    options: dict[str, Any] = {"queue_service": connection_string_queues, "keys": keys, "timer_clock": clock}
+    with DevHost(TOY_APP, http_port=0, environ=environ, **options) as host:
+        session = requests.Session()
+        session.headers["x-functions-key"] = "toy-host"
+        yield Toy(host, connection, records, f"{host.url}/toy", clock, session)
+    assert "TOY_QUEUE" not in os.environ  # the app settings are undone on stop
+
+
+def burst(port: int, clients: int, request: bytes) -> list[bytes | BaseException]:
+    """`clients` connections opened at the same moment, each sending `request`; each answer or error."""
+    ready = threading.Barrier(clients, timeout=30)
+
+    def one() -> bytes:
+        ready.wait()  # all connect at once
+        return raw_http(port, request, timeout=20)
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(one) for _ in range(clients)]
+        return [f.exception(timeout=40) or f.result() for f in futures]
+
+
 class TestToyApp:
     """One DevHost serving tests/devhost_app on an ephemeral port, with keys, shared by the tests of this class."""
 
     @pytest.fixture(scope="class")
     @classmethod
     def toy(cls, devhost_azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toy]:
-        records = tmp_path_factory.mktemp("records")
-        environ = {
-            "AzureWebJobsStorage": devhost_azurite,
-            "ToyStorage": devhost_azurite,
-            "TOY_QUEUE": "Toy-Records",  # %TOY_QUEUE%; the host lower-cases queue names
-            "TOY_RECORD_DIR": str(records),
-            "TOY_TICK_SCHEDULE": TICK_SCHEDULE,
-        }
-        clock = SteppedClock(CLOCK_START)
-        keys = HostKeys.from_document(TOY_KEYS)
-        with DevHost(
-            TOY_APP,
-            http_port=0,
-            environ=environ,
-            queue_service=connection_string_queues,
-            keys=keys,
-            timer_clock=clock,
-        ) as host:
-            session = requests.Session()
-            session.headers["x-functions-key"] = "toy-host"
-            yield Toy(host, devhost_azurite, records, f"{host.url}/toy", clock, session)
-        assert "TOY_QUEUE" not in os.environ  # the app settings are undone on stop
+        with toy_app(devhost_azurite, tmp_path_factory.mktemp("records")) as toy:
+            yield toy
 
     def test_http_request_reaches_the_function_as_the_host_shapes_it(self, toy: Toy) -> None:
         body = b"\x00\xffraw bytes"
@@ -316,17 +330,8 @@ class TestToyApp:
     def test_a_burst_of_300_simultaneous_connections_is_served_without_resets(self, toy: Toy) -> None:
         port = toy.host.http.port if toy.host.http else 0
         clients = 300
-        ready = threading.Barrier(clients, timeout=30)
-        request = b"GET /toy/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-
-        def one() -> bytes:
-            ready.wait()  # all connect at once
-            return raw_http(port, request, timeout=20)
-
         began = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            futures = [pool.submit(one) for _ in range(clients)]
-            outcomes = [f.exception(timeout=40) or f.result() for f in futures]
+        outcomes = burst(port, clients, b"GET /toy/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         assert not errors, f"{len(errors)} of {clients} failed, e.g. {errors[0]!r}"
         assert all(isinstance(o, bytes) and o.startswith(b"HTTP/1.1 404 ") for o in outcomes)
