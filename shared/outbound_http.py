@@ -1,13 +1,14 @@
 """The app's outbound HTTP sessions: pooled, no hidden retries, and TLS verified with trust loaded once.
 
 requests (through urllib3) builds an `SSLContext` for every new connection and loads the CA bundle into it.
-certifi's ~150 roots take 20 to 50 ms of CPU to parse each time on the project machine, so a cold instance
-paid that once per connection it opened (Key Vault, Entra, Partner Center, each storage connection): about
-half of its first request (docs/design.md, "Performance"). Here every session verifies with one context per
-CA bundle, built on first use from the bundle requests itself would use (`verify=True`: certifi;
-`REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`: that file), with urllib3's defaults. Trust is unchanged: the same
-roots, `CERT_REQUIRED`, hostname checked by OpenSSL. A CA directory or a client certificate falls back to
-urllib3's own per-connection context (nothing here uses either).
+certifi's ~150 roots take about 20 ms of CPU to parse each time on the project machine, so a cold instance
+paid that once per connection it opened (Key Vault, Entra, Partner Center, each storage connection in Azure),
+and a busy one for every connection its pools added (docs/design.md, "Performance"; bench/README.md section 3
+measures it). Here every session verifies with one context per CA bundle, built on first use from the bundle
+requests itself would use (`verify=True`: certifi; `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`: that file), with
+urllib3's defaults. Trust is unchanged: the same roots, `CERT_REQUIRED`, hostname checked by OpenSSL. A CA
+directory or a client certificate falls back to urllib3's own per-connection context (nothing here uses
+either). The bundle is read once per process: replacing the file later takes a restart.
 """
 
 from __future__ import annotations

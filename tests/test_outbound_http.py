@@ -49,7 +49,7 @@ def test_the_bundle_is_read_once_per_process_not_once_per_connection(
     trusted: LocalCA, server: CallbackReceiver, tmp_path: Path
 ) -> None:
     """The cost this module removes: urllib3 parses the bundle for every new connection (certifi's ~150 roots,
-    20-50 ms of CPU each time). Once read, a bundle that has since become unreadable is not needed again."""
+    about 20 ms of CPU each time here). Once read, a bundle that has since become unreadable is not needed again."""
     bundle = tmp_path / "bundle.pem"
     copy_of(trusted, bundle)
     assert pooled_session(4).post(server.url, data=b"{}", verify=str(bundle), timeout=5).status_code == 204
