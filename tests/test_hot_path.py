@@ -4,6 +4,7 @@ import boundary (shared/api/__init__.py). No timings here: `make bench` measures
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -39,17 +40,26 @@ def without(service: str, azurite: Azurite) -> str:
     return azurite.connection_string.replace(f":{port}/", f":{closed_port()}/")
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_loading_a_function_imports_no_sdk(function: str) -> None:
-    """What the worker pays when it loads a function: azure.functions (already loaded) and the app's light
-    modules; SDKs and `requests` load with the first request that needs them."""
+def newly_imported(module: str) -> list[str]:
+    """The modules `import <module>` loads in a new process that has azure.functions already (as the worker)."""
     probe = (
         "import json, sys; import azure.functions; before = set(sys.modules); "
-        f"import {function}; print(json.dumps(sorted(set(sys.modules) - before)))"
+        f"import {module}; print(json.dumps(sorted(set(sys.modules) - before)))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    loaded = json.loads(done.stdout)
-    assert function in loaded
+    return list(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_loading_a_function_imports_nothing_and_its_first_call_no_sdk(function: str) -> None:
+    """What the worker pays when it loads a function: its module alone (its `main` imports the adapter on the
+    first call). What that first call then imports: the adapter and the app's light modules; SDKs and
+    `requests` load when the collaborator that needs them is first built (shared/services.py)."""
+    assert newly_imported(function) == [function]
+    adapter = re.search(r"^\s+from (shared\.api\.\w+) import \w+", (ROOT / function / "__init__.py").read_text(), re.M)
+    assert adapter, f"{function}.main imports no shared/api adapter"
+    loaded = newly_imported(adapter.group(1))
+    assert adapter.group(1) in loaded
     assert [name for name in loaded if name.startswith(SDKS)] == []
 
 
