@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devhost.admin import AdminApi
 from devhost.config import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionConfig
+from devhost.environ import EnvironChanges
 from devhost.errors import ConfigError, DevHostError
 from devhost.http_front import DEFAULT_PORT, HttpFront
 from devhost.keys import HostKeys
@@ -63,7 +64,7 @@ class DevHost:
         self._queue_lease_seconds = queue_lease_seconds
         self._http_port = http_port
         self._environ = dict(environ or {})
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ_changes = EnvironChanges()
 
     @property
     def url(self) -> str:
@@ -110,7 +111,7 @@ class DevHost:
         if running:
             log.info("devhost stopped")
         self.functions.stop()
-        self._restore_environ()
+        self._environ_changes.undo()
 
     def __enter__(self) -> DevHost:
         return self.start()
@@ -158,13 +159,4 @@ class DevHost:
 
     def _apply_environ(self) -> None:
         for key, value in self._environ.items():
-            self._saved_environ.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-
-    def _restore_environ(self) -> None:
-        for key, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_environ.clear()
+            self._environ_changes.set(key, value)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from devhost import DevHost, DevHostError, HostKeys
+from devhost.environ import EnvironChanges
 from devhost.http_front import DEFAULT_PORT
 from localstack.app_hooks import check_app_settings, describe_status_check
 from localstack.azurite import DEFAULT_PORTS, Azurite
@@ -146,7 +147,7 @@ class LocalStack:
         self.fleet_counts: dict[str, int] = {}  # per kind, when a fleet was added
         self.host: DevHost | None = None
         self.environ: dict[str, str] = {}
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ_changes = EnvironChanges()
         self._cleanups: list[Callable[[], None]] = []
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -208,12 +209,7 @@ class LocalStack:
             except Exception as exc:  # keep stopping the rest
                 log.warning("devhost: error while stopping: %s: %s", type(exc).__name__, exc)
         self.host = None
-        for key, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_environ.clear()
+        self._environ_changes.undo()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -254,18 +250,16 @@ class LocalStack:
         self.environ = environ | {name: os.environ[name] for name in SCHEDULE_SETTINGS if os.environ.get(name)}
         for name in FOREIGN_SETTINGS:
             if name in os.environ:
-                self._saved_environ.setdefault(name, os.environ.pop(name))
+                self._environ_changes.remove(name)
 
     def _start_real_mode(self, values: Mapping[str, str]) -> None:
         assert self.run_dir is not None
         for key, value in values.items():
             if key not in os.environ:
-                self._saved_environ.setdefault(key, None)
-                os.environ[key] = value
+                self._environ_changes.set(key, value)
         if not os.environ.get("UPGRADE_STATUS_QUEUE"):
             # function.json names the queue %UPGRADE_STATUS_QUEUE%; the host cannot index it without the setting.
-            self._saved_environ.setdefault("UPGRADE_STATUS_QUEUE", None)
-            os.environ["UPGRADE_STATUS_QUEUE"] = DEFAULT_STATUS_QUEUE
+            self._environ_changes.set("UPGRADE_STATUS_QUEUE", DEFAULT_STATUS_QUEUE)
             self.notes.append("UPGRADE_STATUS_QUEUE is not set: using its default, upgrade-status")
         storage = os.environ.get("AzureWebJobsStorage", "").strip()  # noqa: SIM112 - the name Azure uses
         if storage.replace(" ", "").lower() != DEVELOPMENT_STORAGE.lower():
