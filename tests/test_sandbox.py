@@ -144,6 +144,16 @@ def partner_center_session(sandbox: Sandbox, seed: SamSeed) -> requests.Session:
     return session
 
 
+def msal_app(sandbox: Sandbox, seed: SamSeed) -> msal.ConfidentialClientApplication:
+    """MSAL, as the consent tool uses it, against the Entra stand-in (no instance discovery)."""
+    return msal.ConfidentialClientApplication(
+        seed.app_id,
+        client_credential=seed.app_secret,
+        authority=f"{sandbox.entra.url}/{sandbox.tenant_id}",
+        instance_discovery=False,
+    )
+
+
 def upgrade_body(customer_id: str) -> dict[str, str]:
     return {"customerId": customer_id, "productFamily": "Azure"}
 
@@ -253,12 +263,7 @@ def test_managed_identity_speaks_the_app_service_protocol(sandbox: Sandbox, cloc
 
 def test_msal_refresh_token_grant_returns_a_rotated_refresh_token(sandbox: Sandbox, seed: SamSeed) -> None:
     entra = sandbox.entra
-    app = msal.ConfidentialClientApplication(
-        seed.app_id,
-        client_credential=seed.app_secret,
-        authority=f"{entra.url}/{sandbox.tenant_id}",
-        instance_discovery=False,
-    )
+    app = msal_app(sandbox, seed)
 
     result = app.acquire_token_by_refresh_token(seed.refresh_token, scopes=[PC_SCOPE])
     again = app.acquire_token_by_refresh_token(seed.refresh_token, scopes=[PC_SCOPE])  # old one stays valid
@@ -370,12 +375,7 @@ def test_rotation_can_be_made_to_revoke_the_old_refresh_token(sandbox: Sandbox, 
 @pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
 def test_authorization_code_flow_with_pkce_through_msal(sandbox: Sandbox, seed: SamSeed) -> None:
     entra = sandbox.entra
-    app = msal.ConfidentialClientApplication(
-        seed.app_id,
-        client_credential=seed.app_secret,
-        authority=f"{entra.url}/{sandbox.tenant_id}",
-        instance_discovery=False,
-    )
+    app = msal_app(sandbox, seed)
     flow = app.initiate_auth_code_flow(
         [PC_SCOPE], redirect_uri="http://localhost:8400/", login_hint="admin@partner.example", prompt="login"
     )
@@ -809,12 +809,7 @@ def test_partner_center_refuses_app_user_tokens_without_mfa(sandbox: Sandbox, cl
 @pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
 def test_a_sign_in_without_mfa_gives_id_and_access_tokens_without_mfa(sandbox: Sandbox, seed: SamSeed) -> None:
     entra = sandbox.entra
-    app = msal.ConfidentialClientApplication(
-        seed.app_id,
-        client_credential=seed.app_secret,
-        authority=f"{entra.url}/{sandbox.tenant_id}",
-        instance_discovery=False,
-    )
+    app = msal_app(sandbox, seed)
 
     def sign_in() -> dict[str, Any]:
         flow = app.initiate_auth_code_flow([PC_SCOPE], redirect_uri="http://localhost:8400/", prompt="login")
