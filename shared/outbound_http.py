@@ -37,16 +37,15 @@ def trust_context(verify: object, cert: object = None) -> ssl.SSLContext | None:
     if cert is not None or verify is False or verify is None:
         return None
     bundle = DEFAULT_CA_BUNDLE_PATH if verify is True else str(verify)
-    if os.path.isdir(bundle):
-        return None
     context = _contexts.get(bundle)
-    if context is None:
-        with _lock:  # single flight: concurrent first connections load the bundle once
-            context = _contexts.get(bundle)
-            if context is None:
-                context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                context.load_verify_locations(cafile=bundle)
-                _contexts[bundle] = context
+    if context is not None or os.path.isdir(bundle):
+        return context
+    with _lock:  # single flight: concurrent first connections load the bundle once
+        context = _contexts.get(bundle)
+        if context is None:
+            context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            context.load_verify_locations(cafile=bundle)
+            _contexts[bundle] = context
     return context
 
 
@@ -65,9 +64,10 @@ class SharedTrustAdapter(HTTPAdapter):
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        shared = getattr(conn, "conn_kw", {}).get("ssl_context")
-        if shared is not None and shared is trust_context(verify, cert):
-            conn.ca_certs = None  # the shared context holds these roots; loading them again is the cost avoided
+        # A pool holds an ssl_context only if build_connection_pool_key_attributes keyed it with the shared
+        # context of this `verify`, which holds these roots already: loading them again is the cost avoided.
+        if getattr(conn, "conn_kw", {}).get("ssl_context") is not None:
+            conn.ca_certs = None
 
 
 def pooled_session(pool_size: int, retries: Retry | int = 0) -> requests.Session:
