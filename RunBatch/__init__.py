@@ -1,7 +1,9 @@
 import azure.functions as func
 
 
-def main(msg: func.QueueMessage) -> None:
+async def main(msg: func.QueueMessage) -> None:
+    # async: the work runs on the batch pool, never on the worker's threads that HTTP requests need
     from shared.api.batches import run_batch  # on the first call: docs/design.md, Performance
+    from shared.api.queue_threads import on_batch_threads
 
-    run_batch(msg)
+    await on_batch_threads(lambda: run_batch(msg))

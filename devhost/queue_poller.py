@@ -127,6 +127,11 @@ class QueuePoller:
         self._receive_failing = False
 
     @property
+    def in_flight(self) -> int:
+        """Messages received and not yet finished (handed to the worker, or waiting for it)."""
+        return self._in_flight
+
+    @property
     def queue_url(self) -> str:
         return str(self._queue.url)
 

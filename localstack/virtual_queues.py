@@ -9,10 +9,12 @@ on the Azurite queues (hidden ones cannot be taken early), so tests count delive
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import inspect
 import itertools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from azure.functions.queue import QueueMessage
@@ -31,13 +33,14 @@ class Delivery:
     at: float
     dequeue_count: int
     failed: str | None = None
+    ended_at: float | None = None  # when the function returned (virtual time): `at` plus what it waited inside
 
 
 @dataclass
 class VirtualQueues:
     azurite: Azurite
     clock: ManualClock
-    handlers: Mapping[str, Callable[[QueueMessage], None]]
+    handlers: Mapping[str, Callable[[QueueMessage], Awaitable[None] | None]]
     deliveries: list[Delivery] = field(default_factory=list)
     poisoned: list[Delivery] = field(default_factory=list)
     _seen: dict[str, int] = field(default_factory=dict)
@@ -56,13 +59,16 @@ class VirtualQueues:
             assert len(self.deliveries) <= max_deliveries, "the queues never drained"
             message = QueueMessage(id=str(uuid.uuid4()), body=text.encode(), dequeue_count=count)  # type: ignore[no-untyped-call]
             try:
-                self.handlers[queue](message)
+                result = self.handlers[queue](message)
+                if inspect.iscoroutine(result):  # an async queue function (RunBatch), as the worker awaits it
+                    asyncio.run(result)
             except Exception as error:  # the host catches everything a function raises
                 delivery.failed = f"{type(error).__name__}: {error}"
                 if count >= MAX_DEQUEUE_COUNT:
                     self.poisoned.append(delivery)
                 else:
                     self._push(self.clock.now() + VISIBILITY_TIMEOUT, queue, text, count + 1)
+            delivery.ended_at = self.clock.now()
             self._collect()
 
     def of(self, queue: str) -> list[Delivery]:

@@ -3,7 +3,8 @@
 A stand-in declares `routes()` (method, path pattern, route name, handler) and may override the hooks
 `authenticate`, `response_headers`, `fault_body` and `not_found`. The base gives all of them the same test
 controls: a request log (`log`, `requests_to(route)`), fault injection (`faults.add(...)`), a global
-`latency`, `down()`/`up()` on the same port, and `reset()`.
+`latency`, a gate that holds requests until the test opens it (`holding(...)`), `down()`/`up()` on the same port,
+and `reset()`.
 
 Order of work for one request: read it, match a route, `authenticate` (a refusal may rename the route, e.g.
 Key Vault's "challenge"), sleep `latency`, apply the first pending fault for that route name, else call the
@@ -23,7 +24,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from requests.structures import CaseInsensitiveDict
 
 from sandbox.faults import Fault, Faults
+from sandbox.gate import Gate
 from sandbox.tls import LocalCA
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class StandIn:
         self.clock = clock
         self.host = host
         self.latency = 0.0
+        self.gate: Gate | None = None
         self.faults = Faults()
         self.log: list[Recorded] = []
         self._lock = threading.RLock()  # guards `log` and the subclass's state
@@ -207,6 +210,17 @@ class StandIn:
 
     # --- test controls
 
+    @contextlib.contextmanager
+    def holding(self, *routes: str, max_seconds: float = 60.0) -> Iterator[Gate]:
+        """Hold every request to `routes` until the block ends (at most `max_seconds` each)."""
+        gate = Gate(frozenset(routes), max_seconds)
+        self.gate = gate
+        try:
+            yield gate
+        finally:
+            self.gate = None
+            gate.open()
+
     def requests_to(self, route: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.log if r.route == route]
@@ -275,6 +289,8 @@ class StandIn:
 
         if self.latency > 0:
             time.sleep(self.latency)
+        if (gate := self.gate) is not None:
+            gate.hold(request.route)
         fault = self.faults.take(request.route)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)

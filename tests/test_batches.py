@@ -5,6 +5,7 @@ as Partner Center. Assertions are on what Partner Center received and on what ca
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import itertools
@@ -25,6 +26,7 @@ from sandbox.fleet import Fleet, Kind
 from sandbox.partner_center import Customer
 from sandbox.stack import SamSeed, Sandbox
 from shared.batches.model import batch_request_id
+from shared.batches.pacing import MAX_WAIT_PER_MESSAGE
 from shared.batches.store import BatchStore
 from shared.services import services
 from shared.tracking.callbacks import sign
@@ -236,6 +238,29 @@ def test_a_throttled_batch_holds_every_call_until_retry_after_and_ends_with_corr
     assert all(not (a == b == 429) for a, b in itertools.pairwise(statuses))
 
 
+def test_batch_work_waits_for_its_pace_only_briefly_inside_a_function_and_requeues_the_rest(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock, configure: Callable[..., None]
+) -> None:
+    """A slow pace (one call every 4 s) must not keep a message's function running: each delivery waits at most
+    MAX_WAIT_PER_MESSAGE in all, and the rest of its customers come back as a new message after the slot."""
+    configure(PARTNER_CENTER_BATCH_CALLS_PER_MINUTE="15")
+    fleet = fleet_of(sandbox, 12)
+    batch_id = start(app, "report", ids(fleet))["batchId"]
+
+    queues = app.virtual_queues(virtual_clock)
+    queues.run()
+
+    batch_deliveries = queues.of(app.batch_queue_name)
+    held = [d.ended_at - d.at for d in batch_deliveries if d.ended_at is not None]
+    assert held and max(held) <= MAX_WAIT_PER_MESSAGE + 0.01, f"a delivery waited {max(held):.1f} s for its pace"
+    assert len(batch_deliveries) > 2  # the work went back to the queue instead of waiting
+    calls = [r.at for r in sandbox.partner_center.log]
+    assert len(calls) == 12 and min(b - a for a, b in itertools.pairwise(calls)) >= 4 - 0.01  # the pace held
+    outcomes = outcome_by_customer(app, batch_id)
+    assert outcomes == {c: REPORT_OUTCOME[fleet.kind_of(c)] for c in ids(fleet)}
+    assert app.get_batch(batch_id).json()["status"] == "Completed"
+
+
 def test_a_single_upgrade_is_not_held_behind_a_batch_hold(
     app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
 ) -> None:
@@ -282,7 +307,7 @@ def test_a_redelivered_message_creates_nothing_twice(
     assert counts["completed"] == 5
 
     calls = len(sandbox.partner_center.log)
-    RunBatch.main(QueueMessage(id="again", body=chunk.encode(), dequeue_count=1))  # the same message once more
+    asyncio.run(RunBatch.main(QueueMessage(id="again", body=chunk.encode(), dequeue_count=1)))  # once more
     assert len(sandbox.partner_center.log) == calls
     assert app.get_batch(batch_id).json()["counts"] == counts
 

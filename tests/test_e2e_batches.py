@@ -29,6 +29,7 @@ from localstack.azurite import Azurite
 from localstack.storage import app_queue_service
 from sandbox.fleet import Fleet, Kind
 from sandbox.stack import Sandbox
+from shared.api.queue_threads import BATCH_THREADS
 from support.receiver import CallbackReceiver
 
 UPGRADE_OUTCOME = {
@@ -39,6 +40,7 @@ UPGRADE_OUTCOME = {
     Kind.LINE_ITEM_FAILS: "failed",
 }
 EVERY_KIND = {kind.value: 1 for kind in Kind}
+JSON = {"Content-Type": "application/json"}
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -165,3 +167,34 @@ def test_a_batch_message_delivered_twice_creates_nothing_twice_through_the_worke
     assert sandbox.partner_center.creates == creates
     assert outcomes(client, final["batchId"]) == dict.fromkeys(ids, "completed")
     assert requests.codes.ok == client.request("GET", f"/api/batches/{final['batchId']}").status_code
+
+
+def test_http_routes_answer_while_batch_work_is_stuck_on_partner_center_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    """Batch messages whose Partner Center calls hang must not take the worker's threads from HTTP requests: with
+    more stuck batch messages than the worker has threads (6 here), every HTTP route still answers."""
+    host, client = batch_app
+    fleet = fleet_of(sandbox, {"eligible": 200})  # ten work messages, more than the worker's pool of threads
+    ids = [c.customer_id for c in fleet.customers]
+    poller = next(p for p in host.pollers if p.function == "RunBatch")
+    with sandbox.partner_center.holding("eligibility") as gate:
+        accepted = client.request("POST", "/api/batches", json={"productFamily": "Azure", "mode": "report",
+                                                                "customerIds": ids})  # fmt: skip
+        assert accepted.status_code == 202, accepted.text
+        batch_id = accepted.json()["batchId"]
+        wait_for(lambda: gate.waiting >= BATCH_THREADS or None, 30, "batch calls stuck at Partner Center")
+        wait_for(lambda: poller.in_flight >= 6 or None, 30, "batch messages in flight")  # more than the worker's pool
+
+        answers = [
+            client.request("GET", f"/api/batches/{batch_id}", timeout=20),
+            client.request("GET", "/api/upgrades", params={"top": "1"}, timeout=20),
+            client.request("GET", "/api/health", timeout=20),
+            client.request(
+                "POST", "/api/upgrades", data=b"{}", headers={"Content-Type": "application/json"}, timeout=20
+            ),
+        ]
+        assert [a.status_code for a in answers][:2] == [202, 200] and answers[3].status_code == 400
+        assert gate.waiting <= BATCH_THREADS  # the batch's own pool bounds what one instance has stuck
+    final = client.follow(accepted.headers["Location"], until=lambda r: r.status_code != 202, timeout=45)
+    assert final.status_code == 200 and final.json()["counts"]["eligible"] == len(ids)

@@ -63,7 +63,8 @@ class Client:
 
     def request(self, method: str, url: str, *, host_answer: bool = False, **kwargs: Any) -> requests.Response:
         absolute = url if url.startswith("http") else self.base_url + url
-        response = self.session.request(method, absolute, timeout=(5, 60), **kwargs)
+        kwargs.setdefault("timeout", (5, 60))
+        response = self.session.request(method, absolute, **kwargs)
         self.answers.append((response, host_answer))
         return response
 

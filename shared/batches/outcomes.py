@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.batches.links import BatchLinks
 from shared.batches.model import BatchRecord, Mode, Outcome, Settlement, batch_request_id
-from shared.batches.pacing import Pacer
+from shared.batches.pacing import Pacer, WaitAllowance
 from shared.clock import Clock
 from shared.correlation import current_correlation_id
 from shared.errors import NotEligible, PartnerCenterRejected, PartnerCenterThrottled, UpgradeError
@@ -23,7 +23,7 @@ from shared.storage.records import UpgradeStore
 from shared.upgrades.create import UpgradeService
 from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest
 
-BUDGET_SECONDS = 120.0  # per customer; pacing waits count (each wait is at most pacing.MAX_INLINE_WAIT)
+BUDGET_SECONDS = 120.0  # per customer; pacing waits count (at most pacing.MAX_WAIT_PER_MESSAGE per message)
 ATTEMPTS_PER_CALL = 2  # in-process retries of a 5xx or timeout; the queue retries the rest
 
 
@@ -59,10 +59,14 @@ class CustomerWork:
         self._pacer = pacer
         self._clock = clock
 
-    def run(self, batch: BatchRecord, customer_id: str) -> Result:
-        """Raises `PaceDeferred` when the pace says wait longer than a function should."""
+    def run(self, batch: BatchRecord, customer_id: str, allowance: WaitAllowance) -> Result:
+        """Raises `PaceDeferred` when the pace says wait longer than the message's `allowance` has left."""
         budget = Budget(
-            BUDGET_SECONDS, self._clock, ATTEMPTS_PER_CALL, wait_when_throttled=False, gate=self._pacer.acquire
+            BUDGET_SECONDS,
+            self._clock,
+            ATTEMPTS_PER_CALL,
+            wait_when_throttled=False,
+            gate=lambda: self._pacer.acquire(allowance),
         )
         try:
             if batch.mode == Mode.REPORT:

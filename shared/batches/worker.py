@@ -20,7 +20,7 @@ from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import BatchRecord, Outcome, Settlement
 from shared.batches.outcomes import CustomerWork, Throttled, Transient
-from shared.batches.pacing import PaceDeferred, Pacer
+from shared.batches.pacing import PaceDeferred, Pacer, WaitAllowance
 from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
@@ -101,9 +101,10 @@ class BatchWorker:
         pending = [c for c in message.customer_ids if c in rows and rows[c].outcome == Outcome.PENDING]
         settlements: list[Settlement] = []
         transient: dict[str, str] = {}
+        allowance = WaitAllowance()  # this message's whole wait for its pace
         for index, customer_id in enumerate(pending):
             try:
-                result = self._work.run(batch, customer_id)
+                result = self._work.run(batch, customer_id, allowance)
             except PaceDeferred as deferred:
                 self._requeue(batch, pending[index:], message.attempt, deferred.seconds)
                 break
@@ -141,7 +142,10 @@ class BatchWorker:
     def _list(self, batch: BatchRecord, message: BatchMessage) -> None:
         if batch.listing_done:
             return
-        budget = Budget(LIST_BUDGET_SECONDS, self._clock, 2, wait_when_throttled=False, gate=self._pacer.acquire)
+        allowance = WaitAllowance()
+        budget = Budget(
+            LIST_BUDGET_SECONDS, self._clock, 2, wait_when_throttled=False, gate=lambda: self._pacer.acquire(allowance)
+        )
         try:
             page = self._pc.list_customers(message.next_page, LIST_PAGE_SIZE, budget)
         except PaceDeferred as deferred:
