@@ -1,6 +1,6 @@
 """`make bench`: the app against a naive relay, on loopback against the sandbox. Prints a Markdown report.
 
-    python -m bench [--quick]
+    python -m bench [--quick] [--only-scale | --fleet-only | --routes-only]
 
 Numbers depend on the machine; bench/README.md keeps the ones measured where this was written.
 """
@@ -12,10 +12,11 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bench import fleet
+from bench import fleet, routes_under_batch
 from bench.measure import FUNCTIONS, calls_per_thousand, cold_start, import_costs, overhead, status_calls
 from bench.scale_report import scale_out_section, throughput_section
 from bench.stack import ROOT, Stack, local_stack
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--only-scale", action="store_true", help="only sections 5 and 6 (several instances)")
     parser.add_argument("--fleet-only", action="store_true", help="only section 7, the whole fleet")
+    parser.add_argument("--routes-only", action="store_true", help="only section 8, every route beside a batch")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the report is the output; the app's per-request lines would drown it
     runs = (50, 20) if args.quick else (300, 100)
@@ -35,7 +37,9 @@ def main() -> None:
         f"{platform.platform(terse=True)}",
         "",
     ]
-    if not args.fleet_only:
+    if args.routes_only:
+        lines += _routes_section()
+    elif not args.fleet_only:
         with local_stack() as stack:
             # Sections 5 and 6 run first (before section 4 turns on Azurite's wire log, which slows storage).
             scale = scale_out_section(stack, quick=args.quick) + throughput_section(stack, quick=args.quick)
@@ -43,8 +47,10 @@ def main() -> None:
                 lines += scale
             else:
                 lines += _single_instance_sections(stack, runs) + scale
-    if not args.only_scale:
+    if not (args.only_scale or args.routes_only):
         lines += _fleet_section(customers=1000 if args.quick else 2000)
+    if not (args.only_scale or args.fleet_only or args.routes_only):
+        lines += _routes_section()
     lines += ["", f"Benchmark wall time: {time.perf_counter() - started:.0f} s."]
     report = "\n".join(lines)
     print(report)
@@ -194,6 +200,13 @@ def _fleet_section(customers: int) -> list[str]:
               f"({u.status_calls / max(u.tracked, 1):.2f} per upgrade, at most {u.status_calls_max}; section 4: "
               f"3 for a 5-minute upgrade); {u.seconds:.0f} s virtual; outcomes {u.counts}.", ""]  # fmt: skip
     return lines
+
+
+def _routes_section() -> list[str]:
+    """Section 8 on a stack of its own, in real time: one instance process, a batch and status checks."""
+    with local_stack() as stack, tempfile.TemporaryDirectory(prefix="bench-routes-") as work:
+        return routes_under_batch.section(routes_under_batch.measure(stack.sandbox, stack.azurite.connection_string,
+                                                                     Path(work)))  # fmt: skip
 
 
 if __name__ == "__main__":
