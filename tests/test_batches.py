@@ -395,7 +395,7 @@ def test_customer_pages_filter_by_outcome_and_page_with_a_continuation_token(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"outcome": "maybe"}, "outcome"), ({"top": "0"}, "top"), ({"top": "1001"}, "top"),
+    [({"outcome": "maybe"}, "outcome"), ({"outcome": ""}, "outcome"), ({"top": "0"}, "top"), ({"top": "1001"}, "top"),
      ({"continuationToken": "not-a-token"}, "continuationToken")],
 )  # fmt: skip
 def test_bad_customer_filters_are_400_naming_the_parameter(app: AppHarness, params: dict[str, str], field: str) -> None:

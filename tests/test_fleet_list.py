@@ -300,7 +300,10 @@ def walk(app: AppHarness, **params: str) -> list[list[str]]:
     [
         ({"customerId": "not-a-guid"}, "customerId"),
         ({"customerId": "00000000-0000-0000-0000-000000000000"}, "customerId"),
+        ({"customerId": ""}, "customerId"),
         ({"status": "Done"}, "status"),
+        ({"status": ""}, "status"),
+        ({"top": ""}, "top"),
         ({"top": "0"}, "top"),
         ({"top": "1001"}, "top"),
         ({"top": "ten"}, "top"),

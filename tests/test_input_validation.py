@@ -195,6 +195,14 @@ def test_get_with_a_malformed_customer_id_is_400(app: AppHarness, sandbox: Sandb
     assert_untouched(sandbox)
 
 
+def test_get_with_an_empty_customer_id_is_400_not_a_lookup_without_one(app: AppHarness, sandbox: Sandbox) -> None:
+    answer = app.get(str(uuid.uuid4()), customer_id="")  # `?customerId=`: the document's pattern forbids it
+
+    assert answer.status == 400
+    assert_problem(answer.json(), 400, "validation-failed", "customerId")
+    assert_untouched(sandbox)
+
+
 def storage_requests_naming(azurite: Azurite, name: str) -> list[str]:
     """Lines of Azurite's wire log naming `name`, read after a marker request has been logged (the log is
     written asynchronously, so without the marker a late line could be missed)."""

@@ -408,6 +408,15 @@ def test_every_problem_the_app_answers_is_described(error_class: type[app_errors
         assert check_response(method, path, response.status_code, _wire(response), response.get_body()) == []
 
 
+def test_a_batch_start_is_422_only_for_a_reused_idempotency_key() -> None:
+    """POST /api/batches reaches no Partner Center: its one 422 is `idempotency-key-reused`, listed as such."""
+    reused = problem_response(ERROR_FACTORIES[app_errors.IdempotencyKeyReused](), CORRELATION_ID)
+    not_eligible = problem_response(ERROR_FACTORIES[app_errors.NotEligible](), CORRELATION_ID)
+
+    assert check_response("POST", "/api/batches", 422, _wire(reused), reused.get_body()) == []
+    assert check_response("POST", "/api/batches", 422, _wire(not_eligible), not_eligible.get_body()) != []
+
+
 def test_the_configuration_and_internal_problems_are_described() -> None:
     for response in (configuration_problem(CORRELATION_ID), internal_problem(CORRELATION_ID)):
         for method, path in OPERATIONS:

@@ -101,7 +101,7 @@ def _verified(token: str) -> dict[str, Any]:
 
 
 def _status(value: str | None, errors: list[FieldError]) -> State | None:
-    if value is None or value == "":
+    if value is None:
         return None
     state = _STATES.get(value.lower())
     if state is None:
@@ -110,7 +110,7 @@ def _status(value: str | None, errors: list[FieldError]) -> State | None:
 
 
 def _top(value: str | None, errors: list[FieldError]) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_TOP
     if not _TOP.fullmatch(value) or not 1 <= int(value) <= MAX_TOP:
         errors.append(FieldError("top", f"must be a whole number from 1 to {MAX_TOP}"))

@@ -77,6 +77,8 @@ def parse_guid(value: str | None, field: str, *, required: bool) -> str | None:
     if value is None or value == "":
         if required:
             raise ValidationFailed([FieldError(field, "is required")])
+        if value == "":  # `?customerId=` is a malformed value, not an absent one (the document's pattern forbids it)
+            raise ValidationFailed([FieldError(field, "is empty: send a GUID, or leave the parameter out")])
         return None
     if not is_customer_id(value):
         raise ValidationFailed([FieldError(field, "must be a non-nil GUID")])

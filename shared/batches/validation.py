@@ -98,7 +98,7 @@ def parse_customer_query(params: Mapping[str, str]) -> CustomerQuery:
     errors: list[FieldError] = []
     outcome: Outcome | None = None
     raw_outcome = params.get("outcome")
-    if raw_outcome:
+    if raw_outcome is not None:
         if raw_outcome in {o.value for o in Outcome}:
             outcome = Outcome(raw_outcome)
         else:

@@ -99,7 +99,7 @@ class AppHarness:
         headers: Mapping[str, str] | None = None,
         base_url: str = BASE_URL,
     ) -> Answer:
-        params = {"customerId": customer_id} if customer_id else {}
+        params = {"customerId": customer_id} if customer_id is not None else {}
         url = f"{base_url}/api/upgrades/{upgrade_id}" + (f"?{urlencode(params)}" if params else "")
         request = func.HttpRequest(
             "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
