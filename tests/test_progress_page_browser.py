@@ -11,16 +11,21 @@ tmp_path (its path is printed).
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import sync_playwright
+from test_e2e_devhost import ROOT, Client, checked, e2e_env  # noqa: F401 - fixtures
 
+from devhost import DevHost
+from localstack.storage import app_queue_service
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
@@ -40,6 +45,7 @@ LAUNCH_ARGS = [
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 MARKUP_NAME = '<img src=x onerror=alert(1)>Evil "Co" & Sons'
 MARKUP_REASON = "<b>Not eligible</b>: <script>alert(2)</script>"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 NAVIGATION_TIMEOUT_MS = 60_000  # a loaded machine: generous, and only ever reached on failure
 
 pytestmark = pytest.mark.timeout(180)
@@ -141,3 +147,38 @@ def test_the_page_in_chromium_shows_the_batch_escapes_markup_refreshes_and_downl
     assert all("x-functions-key" not in headers and "code=" not in path for path, headers in server.requests)
     assert tab.errors == []
     assert screenshot.stat().st_size > 10_000
+
+
+# --- the same links through Microsoft's worker (devhost routes by Follow/function.json) ---------------------
+
+
+@pytest.fixture
+def worker_app(
+    e2e_env: dict[str, str],  # noqa: F811 - the fixture
+    configure: Callable[..., None],
+    checked: list[Client],  # noqa: F811
+) -> Iterator[Client]:
+    fast = {"PARTNER_CENTER_BATCH_CALLS_PER_MINUTE": "6000"}
+    configure(**fast)
+    host = DevHost(ROOT, http_port=0, environ=e2e_env | fast, queue_service=app_queue_service).start()
+    client = Client(host.url)
+    checked.append(client)
+    yield client
+    host.stop()
+
+
+def test_the_page_and_its_csv_link_route_through_the_worker_without_a_key(worker_app: Client, sandbox: Sandbox) -> None:
+    customer = markup_customer(sandbox)
+    body = {"productFamily": "Azure", "mode": "report", "customerIds": [customer.customer_id]}
+    accepted = worker_app.request("POST", "/api/batches", json=body)
+    assert accepted.status_code == 202, accepted.text
+    worker_app.follow(accepted.headers["Location"], until=lambda r: r.status_code == 200, timeout=45)
+
+    page = worker_app.request("GET", accepted.headers["Location"], headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    [link] = re.findall(r'<a class="csv" id="csv" href="([^"]+)"', page.text)
+    download = worker_app.request("GET", html.unescape(link), headers={"Accept": BROWSER_ACCEPT})
+    assert download.status_code == 200, download.text
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    [row] = list(csv.DictReader(io.StringIO(download.text)))
+    assert (row["customerId"], row["outcome"], row["reason"]) == (customer.customer_id, "notEligible", MARKUP_REASON)
