@@ -1,9 +1,11 @@
-"""`make demo ARGS=--fleet`: a report batch over every customer of the sandbox, followed to its end, with its
-counts printed and its CSV saved (docs/design.md "Batches").
+"""`make demo ARGS=--fleet`: a report batch over every customer of the sandbox, followed to its end with a live
+progress bar (rich), its counts printed, its CSV saved and the URL of its progress page printed (docs/design.md
+"Batches", "Progress page").
 
 It is what a partner's flow does: `POST /api/batches {"mode": "report", "allCustomers": true}`, then `GET` on the
 `Location` (a follow link: no key needed) after each `Retry-After` until `200`, then
-`GET /api/batches/{id}/customers` with `Accept: text/csv`.
+`GET /api/batches/{id}/customers` with `Accept: text/csv`. The same follow link opened in a browser is the
+progress page.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from shared.partner_center.outbound import json_object
 
@@ -31,7 +34,8 @@ def run_fleet_report(session: requests.Session, base_url: str, out_dir: Path, *,
     print(f"POST /api/batches -> 202: batch {batch.get('batchId')}; following its Location (a follow link)")
     keyless = requests.Session()  # the follow link needs no function key: prove it by not sending one
     keyless.trust_env = session.trust_env
-    final = _follow(keyless, started, deadline=time.monotonic() + timeout)
+    final, page_url = _follow(keyless, started, deadline=time.monotonic() + timeout)
+    print(f"  progress page (open it in a browser; the link needs no key): {page_url}")
     if final is None:
         return False, f"the batch was still running after {timeout:.0f} s"
     counts = final.get("counts")
@@ -51,12 +55,32 @@ def run_fleet_report(session: requests.Session, base_url: str, out_dir: Path, *,
     return True, f"{final.get('total')} customers reported: {counts}; CSV in {csv_path}"
 
 
-def _follow(session: requests.Session, answer: requests.Response, *, deadline: float) -> dict[str, object] | None:
-    """GET the Location until the batch answers 200; its final resource, or None when the deadline passes."""
-    while answer.status_code == 202 and time.monotonic() < deadline:
-        resource = json_object(answer)
-        pending = (resource.get("counts") or {}).get("pending")
-        print(f"  {resource.get('status')}: total {resource.get('total')}, pending {pending}")
-        time.sleep(min(MAX_POLL_SECONDS, float(answer.headers.get("Retry-After") or 1)))
-        answer = session.get(answer.headers["Location"], timeout=REQUEST_TIMEOUT)
-    return json_object(answer) if answer.status_code == 200 else None
+def _follow(
+    session: requests.Session, answer: requests.Response, *, deadline: float
+) -> tuple[dict[str, object] | None, str]:
+    """GET the Location until the batch answers 200, with a live progress bar. (Its final resource, or None when
+    the deadline passes; the last follow link, which is also the batch's progress page.)"""
+    page_url = answer.headers.get("Location", "")
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task("listing customers", total=None)
+        while answer.status_code == 202 and time.monotonic() < deadline:
+            _show(progress, task, json_object(answer))
+            page_url = answer.headers["Location"]
+            time.sleep(min(MAX_POLL_SECONDS, float(answer.headers.get("Retry-After") or 1)))
+            answer = session.get(page_url, timeout=REQUEST_TIMEOUT)
+        if answer.status_code == 200:
+            _show(progress, task, json_object(answer))
+    return (json_object(answer) if answer.status_code == 200 else None), page_url
+
+
+def _show(progress: Progress, task: TaskID, resource: dict[str, object]) -> None:
+    """The bar: customers with a final outcome of `total` (an open-ended bar while the customers are listed)."""
+    counts = resource.get("counts")
+    counts = counts if isinstance(counts, dict) else {}
+    listed = sum(v for v in counts.values() if isinstance(v, int))
+    total = resource.get("total")
+    done = listed - sum(int(counts.get(o) or 0) for o in ("pending", "upgrading"))
+    status = str(resource.get("status"))
+    description = status if isinstance(total, int) else f"{status}, listing customers ({listed} so far)"
+    progress.update(task, description=description, total=total if isinstance(total, int) else None, completed=done)

@@ -75,7 +75,7 @@ def test_the_follow_function_is_anonymous_get_only_on_the_follow_routes() -> Non
         "name": "req",
         "authLevel": "anonymous",
         "methods": ["get"],
-        "route": "follow/{resource}/{id}",  # no route constraint: the app answers 401 for other resources
+        "route": "follow/{resource}/{id}/{part?}",  # no constraint: the app answers 401 for other resources or parts
     }
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 

@@ -24,7 +24,7 @@ import requests
 from openapi_spec_validator import validate
 
 import shared.errors as app_errors
-from shared.api.follow_links import FOLLOW_RESOURCES, signed_url, upgrade_path
+from shared.api.follow_links import FOLLOW_PARTS, FOLLOW_RESOURCES, signed_url, upgrade_path
 from shared.api.http import _json as app_json_response
 from shared.api.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
 from shared.clock import iso
@@ -274,8 +274,15 @@ _PARAMETER = re.compile(r"\{[^{}/]+\}")
 
 def _route_paths(route: str) -> set[str]:
     """The concrete templates of a route: the follow route's `{resource}` becomes each resource the app accepts
-    there (anything else is its 401); parameter names become `{}`."""
-    routes = [route.replace("{resource}", word) for word in FOLLOW_RESOURCES] if "{resource}" in route else [route]
+    there, and `{part?}` each part it accepts after that resource's id (anything else is its 401); parameter names
+    become `{}`."""
+    if "{resource}" not in route:
+        return {_PARAMETER.sub("{}", route)}
+    routes = [
+        route.replace("{resource}", word).replace("/{part?}", f"/{part}" if part else "")
+        for word in FOLLOW_RESOURCES
+        for part in FOLLOW_PARTS[word]
+    ]
     return {_PARAMETER.sub("{}", r) for r in routes}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.api.accept import prefers
 from shared.api.http import _answer, _base_url, _json
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
@@ -15,6 +16,7 @@ from shared.correlation import correlation_id_from, correlation_scope, get_logge
 from shared.services import Services, services
 
 log = get_logger(__name__)
+PAGE_CHOICES = ["application/json", "text/html"]  # JSON unless the client prefers HTML (the first offered wins ties)
 
 
 def start_batch(req: func.HttpRequest) -> func.HttpResponse:
@@ -43,16 +45,43 @@ def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
     assert batch_id
-    return batch_answer(app, _base_url(req, app), batch_id)
+    return batch_answer(app, _base_url(req, app), batch_id, req.headers.get("accept"))
 
 
-def batch_answer(app: Services, base: str, batch_id: str) -> func.HttpResponse:
-    """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After."""
+def batch_answer(
+    app: Services, base: str, batch_id: str, accept: str | None = None, *, followed: bool = False
+) -> func.HttpResponse:
+    """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After;
+    to a client that prefers text/html (a browser), 200 with the progress page. `followed`: asked through the
+    follow link, so the page's CSV link is a follow link too (else the keyed customers route)."""
     batch = app.batches.read(batch_id)
+    resource = batch.to_resource(base)
+    if prefers(accept, PAGE_CHOICES) == "text/html":
+        from shared.api import progress_page  # noqa: PLC0415 - loads for browsers only
+        from shared.batches.reasons import top_reasons  # noqa: PLC0415
+
+        csv_url = app.follow_links.batch_customers_location(base, batch_id) if followed else resource["customersUri"]
+        refresh = None if batch.is_done else RUNNING_RETRY_AFTER_SECONDS
+        page = progress_page.render(resource, top_reasons(app.batch_store, batch_id), csv_url, refresh)
+        return progress_page.page_response(page)
     if batch.is_done:
-        return _json(200, batch.to_resource(base), {})
+        return _json(200, resource, {})
     location = app.follow_links.batch_location(base, batch_id)
-    return _json(202, batch.to_resource(base), {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+    return _json(202, resource, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+
+
+def batch_csv_answer(app: Services, batch_id: str) -> func.HttpResponse:
+    """The follow link of the batch's CSV: always the whole batch as CSV, as a download (a browser's click sends
+    a browser Accept, so the link itself says what it answers)."""
+    app.batches.read(batch_id)  # 404 for an unknown batch
+    body = to_csv(app.batch_store.all_rows(batch_id))
+    headers = {
+        "Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return func.HttpResponse(body, status_code=200, headers=headers, mimetype="text/csv", charset="utf-8")
 
 
 def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:

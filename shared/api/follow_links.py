@@ -2,10 +2,11 @@
 
 Power Automate's HTTP action follows `202` + `Location` but does not resend `x-functions-key`, so `Location`
 points at the anonymous follow route and carries its own proof (docs/design.md, "Follow links"):
-`{base}/api/follow/upgrades/{upgradeId}?customerId=…&expires=…&sig=…`, where `expires` is Unix seconds and `sig`
-the unpadded base64url HMAC-SHA256 of `"{path}\\n{customerId}\\n{expires}"` (ids lower-case, `customerId`
-empty for batches), keyed by the UTF-8 value of the Key Vault secret `STATUS_LINK_KEY_SECRET`. A link lives
-`STATUS_MAX_TRACKING_HOURS` + 24 hours.
+`{base}/api/follow/upgrades/{upgradeId}?customerId=…&expires=…&sig=…` (or `…/batches/{batchId}`, and the
+progress page's CSV download `…/batches/{batchId}/customers`, each signed over its own path), where `expires` is
+Unix seconds and `sig` the unpadded base64url HMAC-SHA256 of `"{path}\\n{customerId}\\n{expires}"` (ids
+lower-case, `customerId` empty for batches), keyed by the UTF-8 value of the Key Vault secret
+`STATUS_LINK_KEY_SECRET`. A link lives `STATUS_MAX_TRACKING_HOURS` + 24 hours.
 
 If the key cannot be read, a 202 still goes out (an accepted upgrade is never lost) with the keyed status URL as
 its `Location`; one ERROR tells the operator to run the consent tool, which creates the key.
@@ -38,6 +39,7 @@ _EXPIRES = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, unpadded base64url
 
 FOLLOW_RESOURCES = ("upgrades", "batches")  # what {resource} of the follow route may be; else 401
+FOLLOW_PARTS = {"upgrades": ("",), "batches": ("", "customers")}  # what {part?} may be after {id}; else 401
 
 
 def upgrade_path(upgrade_id: str) -> str:
@@ -46,6 +48,11 @@ def upgrade_path(upgrade_id: str) -> str:
 
 def batch_path(batch_id: str) -> str:
     return f"/api/follow/batches/{batch_id.lower()}"
+
+
+def batch_customers_path(batch_id: str) -> str:
+    """The follow path of a batch's CSV, signed over its own path: a batch link does not open it, nor it the batch."""
+    return f"{batch_path(batch_id)}/customers"
 
 
 def signature(key: bytes, path: str, customer_id: str, expires: int) -> str:
@@ -88,6 +95,11 @@ class FollowLinks:
     def batch_location(self, base_url: str, batch_id: str) -> str:
         """The batch's follow link (no customerId: it is signed as empty); its keyed URL when the key cannot be read."""
         return self._location(base_url, batch_path(batch_id), "", batch_status_uri(base_url, batch_id))
+
+    def batch_customers_location(self, base_url: str, batch_id: str) -> str:
+        """The follow link of the batch's CSV (the progress page's download); the keyed URL without the key."""
+        keyed = batch_status_uri(base_url, batch_id) + "/customers"
+        return self._location(base_url, batch_customers_path(batch_id), "", keyed)
 
     def _location(self, base_url: str, path: str, customer_id: str, keyed: str) -> str:
         try:

@@ -14,7 +14,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.api.base_url import base_url
-from shared.api.follow_links import FOLLOW_RESOURCES, batch_path, upgrade_path
+from shared.api.follow_links import FOLLOW_PARTS, batch_customers_path, batch_path, upgrade_path
 from shared.api.problems import configuration_problem, internal_problem, problem_response
 from shared.api.validation import is_customer_id, parse_guid, parse_idempotency_key, parse_upgrade_request
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
@@ -61,21 +61,27 @@ def _status(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 
 
 def _follow(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
-    """`GET /api/follow/{upgrades|batches}/{id}`: the keyed answer once the signature holds, else 401 for all."""
+    """`GET /api/follow/{upgrades|batches}/{id}` and `/api/follow/batches/{id}/customers` (the progress page's CSV):
+    the keyed answer once the signature over that path holds, else 401 for all."""
     app = services()
     base = _base_url(req, app)
     resource, resource_id = req.route_params.get("resource", "").lower(), req.route_params.get("id", "")
+    part = (req.route_params.get("part") or "").lower()
     customer_id = req.params.get("customerId", "")
-    if not is_customer_id(resource_id) or resource not in FOLLOW_RESOURCES:
+    if not is_customer_id(resource_id) or part not in FOLLOW_PARTS.get(resource, ()):
         raise InvalidFollowLink()
+    expires, sig = req.params.get("expires"), req.params.get("sig")
     if resource == "batches":
-        app.follow_links.check(batch_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))
-        from shared.api.batches import batch_answer  # noqa: PLC0415 - the batch modules load only for batch links
+        path = batch_customers_path(resource_id) if part else batch_path(resource_id)
+        app.follow_links.check(path, customer_id, expires, sig)
+        from shared.api.batches import batch_answer, batch_csv_answer  # noqa: PLC0415 - loads only for batch links
 
-        return batch_answer(app, base, resource_id.lower())
+        if part:
+            return batch_csv_answer(app, resource_id.lower())
+        return batch_answer(app, base, resource_id.lower(), req.headers.get("accept"), followed=True)
     if not is_customer_id(customer_id):
         raise InvalidFollowLink()
-    app.follow_links.check(upgrade_path(resource_id), customer_id, req.params.get("expires"), req.params.get("sig"))
+    app.follow_links.check(upgrade_path(resource_id), customer_id, expires, sig)
     return _status_answer(app, base, resource_id.lower(), customer_id.lower())
 
 

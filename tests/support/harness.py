@@ -133,9 +133,13 @@ class AppHarness:
         request = _json_post(f"{BASE_URL}/api/batches", body, raw, headers, content_type)
         return self._keep("POST", "/api/batches", StartBatch.main(request))
 
-    def get_batch(self, batch_id: str) -> Answer:
+    def get_batch(self, batch_id: str, headers: Mapping[str, str] | None = None) -> Answer:
         request = func.HttpRequest(
-            "GET", f"{BASE_URL}/api/batches/{batch_id}", headers={}, route_params={"batchId": batch_id}, body=b""
+            "GET",
+            f"{BASE_URL}/api/batches/{batch_id}",
+            headers=dict(headers or {}),
+            route_params={"batchId": batch_id},
+            body=b"",
         )
         return self._keep("GET", f"/api/batches/{batch_id}", GetBatch.main(request))
 
@@ -176,14 +180,10 @@ class AppHarness:
         if segments[:2] != ["api", "follow"]:
             base = base_url or f"{parts.scheme}://{parts.netloc}"
             return self.get(segments[-1], params.get("customerId"), headers=headers, base_url=base)
-        assert len(segments) == 4 and segments[2].lower() in ("upgrades", "batches"), location  # else the host: 404
+        assert len(segments) in (4, 5) and segments[2].lower() in ("upgrades", "batches"), location  # else 404
+        route = {"resource": segments[2], "id": segments[3]} | ({"part": segments[4]} if len(segments) == 5 else {})
         request = func.HttpRequest(
-            "GET",
-            location,
-            headers=dict(headers or {}),
-            params=params,
-            route_params={"resource": segments[2], "id": segments[3]},
-            body=b"",
+            "GET", location, headers=dict(headers or {}), params=params, route_params=route, body=b""
         )
         return self._keep("GET", parts.path, Follow.main(request))
 
