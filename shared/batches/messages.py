@@ -59,7 +59,7 @@ class BatchMessage:
             kind=document["kind"],
             batch_id=batch_id.lower(),
             customer_ids=tuple(i.lower() for i in ids),
-            attempt=attempt if isinstance(attempt, int) and attempt >= 0 else 0,
+            attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else 0,
             after=after.lower() if isinstance(after, str) and is_guid(after) else None,
             next_page=next_page if isinstance(next_page, dict) else None,
         )
