@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.api.http import _answer, _base_url, _json
+from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.export import to_csv
@@ -46,13 +46,15 @@ def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     return batch_answer(app, _base_url(req, app), batch_id)
 
 
-def batch_answer(app: Services, base: str, batch_id: str) -> func.HttpResponse:
-    """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After."""
+def batch_answer(app: Services, base: str, batch_id: str, *, keyed: bool = True) -> func.HttpResponse:
+    """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After.
+    Key-less (`keyed` false, the follow link) the callback URL is null: it may carry a SAS signature."""
     batch = app.batches.read(batch_id)
+    body = batch.to_resource(base) if keyed else without_callback_url(batch.to_resource(base))
     if batch.is_done:
-        return _json(200, batch.to_resource(base), {})
+        return _json(200, body, {})
     location = app.follow_links.batch_location(base, batch_id)
-    return _json(202, batch.to_resource(base), {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+    return _json(202, body, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
 
 
 def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:

@@ -1,0 +1,135 @@
+"""Hostile input that still got through (issue 21): each test names what a caller or a forged message could do.
+
+Through the harness with Azurite and the TLS sandbox, like the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from sandbox.clock import ManualClock
+from sandbox.partner_center import Customer
+from sandbox.stack import Sandbox
+from support.harness import AppHarness
+from support.receiver import CallbackReceiver
+
+# str.isdigit() says yes to each; int() refuses the superscripts and reads full-width 5 and Arabic-Indic 10 as numbers
+NOT_ASCII_NUMBERS = ["\u00b2", "\uff15", "\u0661\u0660", "1\u00b2", "\u0663"]
+
+
+def start_batch(app: AppHarness, customer_ids: list[str] | None = None, **extra: Any) -> str:
+    body: dict[str, Any] = {"productFamily": "Azure", "mode": "report", **extra}
+    body |= {"customerIds": customer_ids} if customer_ids is not None else {"allCustomers": True}
+    answer = app.post_batch(body)
+    assert answer.status == 202, answer.body
+    return str(answer.json()["batchId"])
+
+
+def with_query(location: str, **changes: str) -> str:
+    parts = urlsplit(location)
+    return parts._replace(query=urlencode({**dict(parse_qsl(parts.query)), **changes})).geturl()
+
+
+# --- numbers: ASCII digits only ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("top", NOT_ASCII_NUMBERS)
+def test_a_batch_page_size_in_another_script_is_400_naming_top(app: AppHarness, top: str) -> None:
+    batch_id = start_batch(app, [str(uuid.uuid4())])
+
+    answer = app.get_batch_customers(batch_id, {"top": top})
+
+    assert answer.status == 400, answer.body
+    assert [e["field"] for e in answer.json()["errors"]] == ["top"]
+
+
+def test_a_follow_link_with_a_leading_zero_added_to_expires_is_401(app: AppHarness, sandbox: Sandbox) -> None:
+    customer_id = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer_id))
+    posted = app.post({"customerId": customer_id, "productFamily": "Azure"})
+    assert posted.status == 202, posted.body
+    location = posted.header("Location") or ""
+    expires = dict(parse_qsl(urlsplit(location).query))["expires"]
+    assert app.follow(location).status == 202
+
+    padded = app.follow(with_query(location, expires="0" + expires))
+    arabic_digits = "".join(map(chr, range(0x0660, 0x066A)))
+    arabic = app.follow(with_query(location, expires=expires.translate(str.maketrans("0123456789", arabic_digits))))
+
+    assert (padded.status, arabic.status) == (401, 401)
+
+
+# --- CSV export -------------------------------------------------------------------------------------------
+
+
+def test_csv_cells_starting_with_tab_or_carriage_return_are_neutralised(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    names = {str(uuid.uuid4()): "\t=cmd|' /C calc'!A0", str(uuid.uuid4()): "\r=1+1"}
+    for customer_id, name in names.items():
+        sandbox.partner_center.add_customer(
+            Customer(customer_id=customer_id, company_name=name, eligible=False, reason="\tnot eligible")
+        )
+    batch_id = start_batch(app)  # names come from the customer list
+    app.virtual_queues(virtual_clock).run()
+
+    answer = app.get_batch_customers(batch_id, accept="text/csv")
+
+    assert answer.status == 200
+    parsed = {r["customerId"]: r for r in csv.DictReader(io.StringIO(answer.body.decode("utf-8"), newline=""))}
+    assert {c: parsed[c]["companyName"] for c in names} == {c: "'" + n for c, n in names.items()}
+    assert {parsed[c]["reason"] for c in names} == {"'\tnot eligible"}
+
+
+# --- follow links do not reveal the callback URL ----------------------------------------------------------
+
+FLOW_URL_QUERY = "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=flow-sas-signature"
+
+
+@pytest.fixture
+def receiver(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[CallbackReceiver]:
+    with CallbackReceiver(sandbox.ca) as running:
+        configure(CALLBACK_ALLOWED_HOSTS=f"localhost:{running.port}")
+        yield running
+
+
+def test_a_follow_link_answers_without_the_callback_url_the_keyed_route_keeps_it(
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver
+) -> None:
+    customer_id = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer_id))
+    flow_url = receiver.url + FLOW_URL_QUERY
+    posted = app.post({"customerId": customer_id, "productFamily": "Azure", "callbackUrl": flow_url})
+    assert posted.status == 202, posted.body
+
+    followed = app.follow(posted.header("Location") or "")
+    keyed = app.get(posted.json()["upgradeId"], customer_id)
+
+    assert followed.status == 202
+    assert "flow-sas-signature" not in followed.body.decode()
+    assert followed.json()["callback"] == {"url": None, "state": "none", "attempts": 0}
+    assert keyed.json()["callback"]["url"] == flow_url
+
+
+def test_a_batch_follow_link_answers_without_the_callback_url_the_keyed_route_keeps_it(
+    app: AppHarness, receiver: CallbackReceiver
+) -> None:
+    flow_url = receiver.url + FLOW_URL_QUERY
+    posted = app.post_batch(
+        {"productFamily": "Azure", "mode": "report", "customerIds": [str(uuid.uuid4())], "callbackUrl": flow_url}
+    )
+    assert posted.status == 202, posted.body
+
+    followed = app.follow(posted.header("Location") or "")
+
+    assert followed.status == 202
+    assert "flow-sas-signature" not in followed.body.decode()
+    assert followed.json()["callback"]["url"] is None
+    assert app.get_batch(posted.json()["batchId"]).json()["callback"]["url"] == flow_url
