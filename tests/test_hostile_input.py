@@ -133,3 +133,25 @@ def test_a_batch_follow_link_answers_without_the_callback_url_the_keyed_route_ke
     assert "flow-sas-signature" not in followed.body.decode()
     assert followed.json()["callback"]["url"] is None
     assert app.get_batch(posted.json()["batchId"]).json()["callback"]["url"] == flow_url
+
+
+# --- content negotiation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("text/csv;q=0, application/json", "application/json"),
+        ("application/json, text/csv;q=0", "application/json"),
+        ("text/*;q=0.9, text/csv;q=0, */*;q=0.1", "application/json"),
+        ("text/*;q=0.8, application/json;q=0.5", "text/csv"),
+        ("text/*", "text/csv"),
+    ],
+)
+def test_batch_customers_follow_the_q_values_of_accept(app: AppHarness, accept: str, expected: str) -> None:
+    batch_id = start_batch(app, [str(uuid.uuid4())])
+
+    answer = app.get_batch_customers(batch_id, accept=accept)
+
+    assert answer.status == 200
+    assert answer.content_type.split(";")[0] == expected

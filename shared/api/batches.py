@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.api.accept import prefers
 from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
@@ -63,7 +64,7 @@ def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     assert batch_id
     query = parse_customer_query(req.params)
     app.batches.read(batch_id)  # 404 for an unknown batch
-    if "text/csv" in (req.headers.get("accept") or "").lower():
+    if prefers(req.headers.get("accept"), ["application/json", "text/csv"]) == "text/csv":
         body = to_csv(app.batch_store.all_rows(batch_id))
         return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
     rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
