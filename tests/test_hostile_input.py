@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from azure.functions.queue import QueueMessage
 
+import RunBatch
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
@@ -155,3 +158,50 @@ def test_batch_customers_follow_the_q_values_of_accept(app: AppHarness, accept: 
 
     assert answer.status == 200
     assert answer.content_type.split(";")[0] == expected
+
+
+# --- unknown upgrades do not spend the partner's throttling budget ----------------------------------------
+
+
+def test_repeated_gets_of_an_unknown_upgrade_make_one_partner_center_call(app: AppHarness, sandbox: Sandbox) -> None:
+    customer_id = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer_id))
+    upgrade_id = str(uuid.uuid4())
+
+    answers = [app.get(upgrade_id, customer_id) for _ in range(3)]
+
+    assert [a.status for a in answers] == [404, 404, 404]
+    assert len([r for r in sandbox.partner_center.requests_to("status") if upgrade_id in r.path]) == 1
+    assert app.get(str(uuid.uuid4()), customer_id).status == 404  # another id is asked again
+    assert len(sandbox.partner_center.requests_to("status")) == 2
+
+
+# --- a forged list message cannot steer the app's Partner Center calls ------------------------------------
+
+
+def batch_message(kind: str, batch_id: str, **fields: Any) -> bytes:
+    return json.dumps({"kind": kind, "batchId": batch_id, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"uri": "/productUpgrades/eligibility", "headers": []},
+        {"uri": "@attacker.example/customers", "headers": []},
+        {"uri": "/../customers/x/subscriptions", "headers": []},
+        {"uri": "/customers?size=10", "headers": [{"key": "Authorization", "value": "Bearer forged"}]},
+        {"uri": "/customers?size=10", "headers": [{"key": "Host", "value": "attacker.example"}]},
+        {"uri": "/customers?size=10", "headers": [{"key": "MS-ContinuationToken", "value": "a\r\nX-Evil: 1"}]},
+    ],
+)
+def test_a_list_message_whose_next_is_not_partner_centers_is_poisoned_and_not_followed(
+    app: AppHarness, sandbox: Sandbox, forged: dict[str, Any]
+) -> None:
+    batch_id = start_batch(app, [str(uuid.uuid4())])
+    calls = len(sandbox.partner_center.log)
+
+    RunBatch.main(QueueMessage(id="forged", body=batch_message("list", batch_id, next=forged), dequeue_count=1))
+
+    assert len(sandbox.partner_center.log) == calls  # nothing was sent to Partner Center
+    parked = app.queue(f"{app.batch_queue_name}-poison").peek_messages(max_messages=32)
+    assert any(json.loads(m.content).get("next") == forged for m in parked)
