@@ -5,6 +5,7 @@ Through the harness with Azurite and the TLS sandbox, like the rest of the suite
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -15,8 +16,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueMessage as QueueMessageInfo
 
 import RunBatch
+import UpgradeStatus
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
@@ -205,3 +209,30 @@ def test_a_list_message_whose_next_is_not_partner_centers_is_poisoned_and_not_fo
     assert len(sandbox.partner_center.log) == calls  # nothing was sent to Partner Center
     parked = app.queue(f"{app.batch_queue_name}-poison").peek_messages(max_messages=32)
     assert any(json.loads(m.content).get("next") == forged for m in parked)
+
+
+# --- poison copies keep the message as it came, until an operator deletes it ------------------------------
+
+NOT_UTF8 = b'{"upgradeId": "\xff\xfe not utf-8 \xc3(", "kind": "\xe9"}'
+
+
+def raw_poison(app: AppHarness, queue_name: str) -> list[QueueMessageInfo]:
+    """The poison queue's messages as stored (Base64 on the wire, not decoded by any policy)."""
+    client = QueueClient.from_connection_string(app.azurite.connection_string, f"{queue_name}-poison")
+    return list(client.peek_messages(max_messages=32))
+
+
+@pytest.mark.parametrize("function", ["UpgradeStatus", "RunBatch"])
+def test_a_message_that_is_not_utf8_is_parked_byte_for_byte_and_kept_until_deleted(
+    app: AppHarness, function: str
+) -> None:
+    body = NOT_UTF8 + uuid.uuid4().bytes  # this test's own message
+    handler, queue_name = {
+        "UpgradeStatus": (UpgradeStatus.main, app.queue_name),
+        "RunBatch": (RunBatch.main, app.batch_queue_name),
+    }[function]
+
+    handler(QueueMessage(id=str(uuid.uuid4()), body=body, dequeue_count=1))
+
+    [parked] = [m for m in raw_poison(app, queue_name) if base64.b64decode(m.content) == body]
+    assert parked.expires_on is not None and parked.expires_on.year >= 9999  # time_to_live=-1: never expires

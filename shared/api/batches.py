@@ -76,14 +76,15 @@ def run_batch(msg: func.QueueMessage) -> None:
     """The RunBatch queue trigger: like UpgradeStatus, failures leave as one `RetryLater` line."""
     from shared.batches.messages import BatchMessage, InvalidBatchMessage  # noqa: PLC0415 - with the storage SDK
 
-    text = msg.get_body().decode("utf-8", errors="replace")
+    body = msg.get_body()
+    text = body.decode("utf-8", errors="replace")  # for parsing only: a parked copy keeps the original bytes
     message_id = msg.id or "-"
     with correlation_scope(correlation_id_from(None)):
         try:
             message = BatchMessage.parse(text)
         except InvalidBatchMessage as error:
             log.error("RunBatch message %s refused (%s); moving it to the poison queue", message_id, error)
-            services().batch_poison.park(text)
+            services().batch_poison.park(body)
             return
         log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
                  message.batch_id)  # fmt: skip

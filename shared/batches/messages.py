@@ -124,10 +124,6 @@ class BatchQueue:
         )
         log.info("queued batch %s %s message in %d s", message.batch_id, message.kind, delay)
 
-    def park(self, text: str) -> None:
-        """Put a message as it came (on the poison queue: one that can never succeed, for an operator)."""
-        self._ensured.run("park a batch message", lambda: self._queue.send_message(text, time_to_live=-1))
-
     def send_chunks(self, batch_id: str, customer_ids: list[str]) -> None:
         for start in range(0, len(customer_ids), CHUNK):
             chunk = tuple(customer_ids[start : start + CHUNK])
