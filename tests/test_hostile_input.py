@@ -24,6 +24,7 @@ import UpgradeStatus
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
+from shared.partner_center.client import PartnerCenterClient
 from support.harness import AppHarness
 from support.receiver import CallbackReceiver
 
@@ -236,3 +237,33 @@ def test_a_message_that_is_not_utf8_is_parked_byte_for_byte_and_kept_until_delet
 
     [parked] = [m for m in raw_poison(app, queue_name) if base64.b64decode(m.content) == body]
     assert parked.expires_on is not None and parked.expires_on.year >= 9999  # time_to_live=-1: never expires
+
+
+# --- a finished listing takes no new rows -----------------------------------------------------------------
+
+
+def test_a_listing_ended_by_one_list_message_takes_no_page_from_another_still_running(
+    app: AppHarness, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        sandbox.partner_center.add_customer(Customer(str(uuid.uuid4())))
+    batch_id = start_batch(app)
+    first_page = batch_message("list", batch_id, next=None)
+    list_customers = PartnerCenterClient.list_customers
+    raced: list[bool] = []
+
+    def another_delivery_ends_the_listing_meanwhile(client: PartnerCenterClient, *args: Any) -> Any:
+        if not raced:  # this delivery has read the batch as still listing; a second one ends the listing now
+            raced.append(True)
+            sandbox.partner_center.faults.add("customers", status=403)  # refused for good: the listing ends
+            RunBatch.main(QueueMessage(id="second", body=first_page, dequeue_count=1))
+        return list_customers(client, *args)
+
+    monkeypatch.setattr(PartnerCenterClient, "list_customers", another_delivery_ends_the_listing_meanwhile)
+    RunBatch.main(QueueMessage(id="first", body=first_page, dequeue_count=1))
+
+    body = app.get_batch(batch_id).json()
+    assert body["status"] == "Completed"
+    assert body["counts"]["pending"] == 0, body["counts"]
+    assert body["total"] == sum(body["counts"].values()) == 0
+    assert app.get_batch_customers(batch_id).json()["items"] == []
