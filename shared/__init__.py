@@ -6,5 +6,5 @@ Layers, each importing only those below it (docs/design.md, "Layout"):
     tracking/        policy, state machine, queue and read paths, callbacks
     partner_center/  REST client, SAM tokens      storage/    table records, idempotency, queues
     upgrades/model   record, states, resource     key_vault, dependency_errors
-    settings, services, errors, clock, correlation, concurrency, outbound_http
+    settings, services, errors, clock, correlation, concurrency, outbound_http, whole_number
 """

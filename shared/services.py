@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from shared.partner_center.sam import SamTokenProvider
     from shared.storage.consent_state import ConsentStateStore
     from shared.storage.idempotency import IdempotencyStore
+    from shared.storage.poison_queue import PoisonQueue
     from shared.storage.records import UpgradeStore
     from shared.storage.status_queue import StatusQueue
     from shared.tracking.callbacks import CallbackSender
@@ -167,12 +168,13 @@ class Services:
     @lazy
     def queue(self) -> StatusQueue:
         from shared.storage.clients import queue_client
+        from shared.storage.poison_queue import poison_queue
         from shared.storage.status_queue import StatusQueue
 
         name = self.settings.status_queue
         return StatusQueue(
             queue_client(self.settings.storage, name, lambda: self.credential),
-            queue_client(self.settings.storage, f"{name}-poison", lambda: self.credential),
+            poison_queue(self.settings.storage, f"{name}-poison", lambda: self.credential),
         )
 
     @lazy
@@ -214,19 +216,18 @@ class Services:
 
     # --- batches (shared/batches) -----------------------------------------------------------------
 
-    def _batch_queue_named(self, name: str) -> BatchQueue:
+    @lazy
+    def batch_queue(self) -> BatchQueue:
         from shared.batches.messages import BatchQueue
         from shared.storage.clients import queue_client
 
-        return BatchQueue(queue_client(self.settings.storage, name, lambda: self.credential))
+        return BatchQueue(queue_client(self.settings.storage, self.settings.batch_queue, lambda: self.credential))
 
     @lazy
-    def batch_queue(self) -> BatchQueue:
-        return self._batch_queue_named(self.settings.batch_queue)
+    def batch_poison(self) -> PoisonQueue:
+        from shared.storage.poison_queue import poison_queue
 
-    @lazy
-    def batch_poison(self) -> BatchQueue:
-        return self._batch_queue_named(f"{self.settings.batch_queue}-poison")
+        return poison_queue(self.settings.storage, f"{self.settings.batch_queue}-poison", lambda: self.credential)
 
     @lazy
     def batch_store(self) -> BatchStore:

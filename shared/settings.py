@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from shared.correlation import GUID_PATTERN
 from shared.tracking.callback_urls import parse_allowed_host
+from shared.whole_number import whole_number
 
 
 class ConfigurationError(Exception):
@@ -219,10 +220,11 @@ class _Reader:
 
     def integer(self, name: str, low: int, high: int) -> int:
         value = self.required(name)
-        if not value.isdigit() or not low <= int(value) <= high:
+        number = whole_number(value)
+        if number is None or not low <= number <= high:
             self.problems.append(f"{name} must be a whole number from {low} to {high}")
             return low
-        return int(value)
+        return number
 
     def hosts(self, name: str) -> tuple[str, ...]:
         value = self.raw(name)

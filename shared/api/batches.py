@@ -6,7 +6,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.api.accept import prefers
-from shared.api.http import _answer, _base_url, _json
+from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.export import to_csv
@@ -53,9 +53,10 @@ def batch_answer(
 ) -> func.HttpResponse:
     """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After;
     to a client that prefers text/html (a browser), 200 with the progress page. `followed`: asked through the
-    follow link, so the page's CSV link is a follow link too (else the keyed customers route)."""
+    follow link, so the page's CSV link is a follow link too (else the keyed customers route), and the callback
+    URL is null: it may carry a SAS signature that a link holder must not learn."""
     batch = app.batches.read(batch_id)
-    resource = batch.to_resource(base)
+    resource = without_callback_url(batch.to_resource(base)) if followed else batch.to_resource(base)
     if prefers(accept, PAGE_CHOICES) == "text/html":
         from shared.api import progress_page  # noqa: PLC0415 - loads for browsers only
         from shared.batches.reasons import top_reasons  # noqa: PLC0415
@@ -90,7 +91,7 @@ def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     assert batch_id
     query = parse_customer_query(req.params)
     app.batches.read(batch_id)  # 404 for an unknown batch
-    if "text/csv" in (req.headers.get("accept") or "").lower():
+    if prefers(req.headers.get("accept"), ["application/json", "text/csv"]) == "text/csv":
         body = to_csv(app.batch_store.all_rows(batch_id))
         return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
     rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
@@ -102,14 +103,15 @@ def run_batch(msg: func.QueueMessage) -> None:
     """The RunBatch queue trigger: like UpgradeStatus, failures leave as one `RetryLater` line."""
     from shared.batches.messages import BatchMessage, InvalidBatchMessage  # noqa: PLC0415 - with the storage SDK
 
-    text = msg.get_body().decode("utf-8", errors="replace")
+    body = msg.get_body()
+    text = body.decode("utf-8", errors="replace")  # for parsing only: a parked copy keeps the original bytes
     message_id = msg.id or "-"
     with correlation_scope(correlation_id_from(None)):
         try:
             message = BatchMessage.parse(text)
         except InvalidBatchMessage as error:
             log.error("RunBatch message %s refused (%s); moving it to the poison queue", message_id, error)
-            services().batch_poison.park(text)
+            services().batch_poison.park(body)
             return
         log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
                  message.batch_id)  # fmt: skip

@@ -28,6 +28,7 @@ from shared.correlation import get_logger
 from shared.errors import DependencyMisconfigured, InvalidFollowLink, UpgradeError
 from shared.settings import Settings
 from shared.upgrades.model import status_uri
+from shared.whole_number import whole_number
 
 if TYPE_CHECKING:  # the Key Vault SDK is imported when services() builds the store, not at module import
     from shared.key_vault import SecretStore
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # the Key Vault SDK is imported when services() builds the st
 log = get_logger(__name__)
 
 GRACE_HOURS = 24  # a link outlives the longest tracking by a day, so the final 200 can still be fetched
-_EXPIRES = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, unpadded base64url
 
 FOLLOW_RESOURCES = ("upgrades", "batches")  # what {resource} of the follow route may be; else 401
@@ -69,10 +69,11 @@ def signed_url(key: bytes, base_url: str, path: str, customer_id: str, expires: 
 
 def is_valid(key: bytes, path: str, customer_id: str, expires: str | None, sig: str | None, *, now: float) -> bool:
     """Whether `sig` signs (path, customerId, expires) and `expires` is still ahead. Constant-time compare."""
-    if expires is None or sig is None or not _EXPIRES.fullmatch(expires) or not _SIGNATURE.fullmatch(sig):
+    seconds = whole_number(expires, max_digits=12, canonical=True)  # `007` is not the `7` that was signed
+    if seconds is None or sig is None or not _SIGNATURE.fullmatch(sig):
         return False
-    expected = signature(key, path, customer_id, int(expires)).encode("ascii")
-    return hmac.compare_digest(expected, sig.encode("ascii")) and int(expires) > now
+    expected = signature(key, path, customer_id, seconds).encode("ascii")
+    return hmac.compare_digest(expected, sig.encode("ascii")) and seconds > now
 
 
 class FollowLinks:

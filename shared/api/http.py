@@ -82,20 +82,29 @@ def _follow(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     if not is_customer_id(customer_id):
         raise InvalidFollowLink()
     app.follow_links.check(upgrade_path(resource_id), customer_id, expires, sig)
-    return _status_answer(app, base, resource_id.lower(), customer_id.lower())
+    return _status_answer(app, base, resource_id.lower(), customer_id.lower(), keyed=False)
 
 
-def _status_answer(app: Services, base: str, upgrade_id: str, customer_id: str | None) -> func.HttpResponse:
+def _status_answer(
+    app: Services, base: str, upgrade_id: str, customer_id: str | None, *, keyed: bool = True
+) -> func.HttpResponse:
     # lazy: with the tracker and the storage SDKs: first read pays
     from shared.tracking.on_read import read_status  # noqa: PLC0415
 
     record = read_status(app.tracker, upgrade_id, customer_id)
-    body = record.to_resource()
+    body = record.to_resource() if keyed else without_callback_url(record.to_resource())
     if record.is_final:
         return _json(200, body, {})
     wait = (record.next_check_at or app.clock.now()) - app.clock.now()
     location = app.follow_links.upgrade_location(base, record.upgrade_id, record.customer_id)
     return _json(202, body, {"Location": location, "Retry-After": str(retry_after_seconds(wait))})
+
+
+def without_callback_url(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource as a key-less caller sees it: callback state and attempts, `callback.url` null. A Power
+    Automate or Logic Apps trigger URL carries its SAS signature (`sig=`) in the query: whoever holds a follow
+    link must not be able to trigger the caller's flow."""
+    return {**resource, "callback": {**resource["callback"], "url": None}}
 
 
 def _answer(

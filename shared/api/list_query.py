@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from shared.api.validation import parse_guid
 from shared.errors import FieldError, ValidationFailed
 from shared.upgrades.model import State
+from shared.whole_number import whole_number
 
 if TYPE_CHECKING:  # the index module imports the Table SDK; the list route imports it on its first request
     from shared.storage.upgrade_index import Position
@@ -31,7 +32,6 @@ MAX_TOP = 1000
 MAX_TOKEN_LENGTH = 4096
 TOKEN_VERSION = 1
 _DIGEST_SALT = b"partner-center-upgrade:list-token\n"
-_TOP = re.compile(r"[0-9]{1,5}")
 _STATES = {state.value.lower(): state for state in State}
 
 
@@ -112,10 +112,11 @@ def _status(value: str | None, errors: list[FieldError]) -> State | None:
 def _top(value: str | None, errors: list[FieldError]) -> int:
     if value is None:
         return DEFAULT_TOP
-    if not _TOP.fullmatch(value) or not 1 <= int(value) <= MAX_TOP:
+    number = whole_number(value, max_digits=5)
+    if number is None or not 1 <= number <= MAX_TOP:
         errors.append(FieldError("top", f"must be a whole number from 1 to {MAX_TOP}"))
         return DEFAULT_TOP
-    return int(value)
+    return number
 
 
 def _collect(errors: list[FieldError], parse: Callable[[], str | None]) -> str | None:

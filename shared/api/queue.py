@@ -22,13 +22,14 @@ log = get_logger(__name__)
 
 
 def track_status(msg: func.QueueMessage) -> None:
-    text = msg.get_body().decode("utf-8", errors="replace")
+    body = msg.get_body()
+    text = body.decode("utf-8", errors="replace")  # for parsing only: a parked copy keeps the original bytes
     message_id = msg.id or "-"
     try:
         message = TrackMessage.parse(text)
     except InvalidMessage as error:
         with correlation_scope(correlation_id_from(None)):
-            _refuse(text, message_id, error)
+            _refuse(body, message_id, error)
         return
     with correlation_scope(message.correlation_id or correlation_id_from(None)):
         log.info(
@@ -42,7 +43,7 @@ def track_status(msg: func.QueueMessage) -> None:
 
                 handle_message(services().tracker, message)
             except InvalidMessage as error:
-                _refuse(text, message_id, error)
+                _refuse(body, message_id, error)
 
         run_message("UpgradeStatus", message_id, work)
 
@@ -66,10 +67,10 @@ def run_message(function: str, message_id: str, work: Callable[[], None]) -> Non
     log.info("%s message %s done in %.0f ms", function, message_id, (time.monotonic() - started) * 1000)
 
 
-def _refuse(text: str, message_id: str, error: InvalidMessage) -> None:
-    """A message that breaks the queue contract can never succeed: park it in the poison queue at once."""
+def _refuse(body: bytes, message_id: str, error: InvalidMessage) -> None:
+    """A message that breaks the queue contract can never succeed: park it, as it came, in the poison queue."""
     log.error("UpgradeStatus message %s refused (%s); moving it to the poison queue", message_id, error)
     try:
-        services().queue.poison(text)
+        services().queue.poison(body)
     except UpgradeError as failure:  # keep it on the queue: the host retries and finally poisons it itself
         raise RetryLater(f"message {message_id} could not be moved to the poison queue: {failure.detail}") from None

@@ -1,5 +1,6 @@
-"""A batch's customers as CSV (RFC 4180 quoting by the csv module). A cell that starts with `=`, `+`, `-` or `@`
-gets a leading `'`, so a spreadsheet shows it instead of running it as a formula."""
+"""A batch's customers as CSV (RFC 4180 quoting by the csv module). A cell that starts with `=`, `+`, `-`, `@`, a
+TAB or a CR gets a leading `'`, so a spreadsheet shows it instead of running it as a formula (OWASP's CSV
+injection guidance: company names and reasons come from Partner Center, not from us)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 from shared.batches.model import CustomerRow
 
 HEADER = ("customerId", "companyName", "outcome", "upgradeId", "reason", "updatedAt")
-FORMULA_STARTS = ("=", "+", "-", "@")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def to_csv(rows: Iterable[CustomerRow]) -> str:

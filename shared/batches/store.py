@@ -168,24 +168,30 @@ class BatchStore:
         entity = {"PartitionKey": entities.partition(batch_id), "RowKey": entities.BATCH_ROW, "queued": True}
         self._ensured.run("update the batch", lambda: self._table.update_entity(entity, mode=UpdateMode.MERGE))
 
-    def add_listed(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> None:
-        """Insert rows (pending) for listed customers not in the batch yet, counting them as pending."""
+    def add_listed(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> bool:
+        """Insert rows (pending) for listed customers not in the batch yet, counting them as pending. False (and
+        nothing added) once the listing is done: another delivery of a `list` message finished it (or ended it
+        on a refusal), so the batch may already be Completed and must not take rows it will never settle."""
         for start in range(0, len(customers), MAX_TRANSACTION - 1):
-            self._add_slice(batch_id, customers[start : start + MAX_TRANSACTION - 1], now)
+            if not self._add_slice(batch_id, customers[start : start + MAX_TRANSACTION - 1], now):
+                return False
+        return True
 
-    def _add_slice(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> None:
+    def _add_slice(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> bool:
+        """One transaction, conditional on the batch entity's ETag: a listing finished after this read fails
+        it (412) and the retry sees `listing_done`."""
         for _ in range(MAX_RACES):
             record = self.get(batch_id)
-            if record is None:
-                return
+            if record is None or record.listing_done:
+                return False
             existing = self.rows(batch_id, [c for c, _ in customers])
             new = [CustomerRow(c, company_name=name, updated_at=now) for c, name in customers if c not in existing]
             if not new:
-                return
+                return True
             record.counts[Outcome.PENDING] += len(new)
             record.updated_at = now
             if self._commit([("create", entities.row_entity(batch_id, row)) for row in new], record):
-                return
+                return True
         raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
 
     def _commit(self, operations: list[Operation], record: BatchRecord) -> bool:

@@ -21,6 +21,7 @@ from shared.api.validation import (
 from shared.batches.model import BatchRequest, Mode, Outcome
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from shared.upgrades.model import PRODUCT_FAMILY
+from shared.whole_number import whole_number
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CUSTOMERS = 5000
@@ -106,8 +107,9 @@ def parse_customer_query(params: Mapping[str, str]) -> CustomerQuery:
     top = DEFAULT_TOP
     raw_top = params.get("top")
     if raw_top:
-        if raw_top.isdigit() and 1 <= int(raw_top) <= MAX_TOP:
-            top = int(raw_top)
+        number = whole_number(raw_top, max_digits=5)
+        if number is not None and 1 <= number <= MAX_TOP:
+            top = number
         else:
             errors.append(FieldError("top", f"must be a whole number from 1 to {MAX_TOP}"))
     after = None

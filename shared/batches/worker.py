@@ -166,8 +166,12 @@ class BatchWorker:
             self._completion.settled(*self._store.settle(batch.batch_id, [], now, finish_listing=True, error=detail))
             return
         now = self._clock.now()
-        self._store.add_listed(batch.batch_id, page.customers, now)
-        self._queue.send_chunks(batch.batch_id, [c for c, _ in page.customers])
+        still_listing = self._store.add_listed(batch.batch_id, page.customers, now)
+        self._queue.send_chunks(batch.batch_id, [c for c, _ in page.customers])  # rows not added are skipped
+        if not still_listing:
+            log.info("batch %s: another list message finished the listing; the rest of this page is dropped",
+                     batch.batch_id)  # fmt: skip
+            return
         if page.next_page is not None:
             self._queue.send(BatchMessage("list", batch.batch_id, next_page=page.next_page))
             return

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from shared.clock import Clock
+from shared.whole_number import whole_number
 
 
 class Retry(Exception):
@@ -47,11 +48,9 @@ def backoff(attempt: int, base: float) -> float:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds (the delta-seconds form), or None when missing or a date."""
-    try:
-        return max(0.0, float(headers.get("Retry-After", "")))
-    except ValueError:
-        return None
+    """Retry-After in seconds (the delta-seconds form: ASCII digits), or None when missing, a date or malformed."""
+    seconds = whole_number(headers.get("Retry-After"), max_digits=9)
+    return None if seconds is None else float(seconds)
 
 
 def json_object(response: requests.Response) -> dict[str, Any]:

@@ -15,6 +15,7 @@ to reason about than MSAL's cache (see docs/partner-center.md, "SAM token flow")
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from shared.errors import (
 from shared.key_vault import Secret, SecretStore
 from shared.partner_center.outbound import Retry, json_object, with_retries
 from shared.settings import Settings
+from shared.whole_number import whole_number
 
 log = get_logger(__name__)
 
@@ -238,8 +240,8 @@ def _entra_unavailable(retry_after: int) -> DependencyUnavailable:
 
 
 def _seconds(value: Any, default: int) -> int:
-    """Entra's v1 endpoint sends numbers as strings; Retry-After may be missing or a date."""
-    try:
-        return max(0, int(float(value)))
-    except (TypeError, ValueError):
-        return default
+    """Entra's v1 endpoint sends numbers as strings (ASCII digits only); Retry-After may be missing or a date."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return max(0, int(value))
+    number = whole_number(value) if isinstance(value, str) else None
+    return default if number is None else number

@@ -17,7 +17,14 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
-from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import (
+    BinaryBase64DecodePolicy,
+    BinaryBase64EncodePolicy,
+    LinearRetry,
+    QueueClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
 
 from shared.correlation import get_logger
 from shared.dependency_errors import dependency_error
@@ -50,11 +57,14 @@ def table_client(storage: StorageSettings, table: str, credential: Callable[[], 
     return TableClient(storage.table_service_uri, table, credential=storage_credential(storage, credential), **options)
 
 
-def queue_client(storage: StorageSettings, queue: str, credential: Callable[[], TokenCredential]) -> QueueClient:
-    """Messages are Base64 text, the Functions queue trigger's default encoding."""
+def queue_client(
+    storage: StorageSettings, queue: str, credential: Callable[[], TokenCredential], *, binary: bool = False
+) -> QueueClient:
+    """Messages are Base64 text, the Functions queue trigger's default encoding; a `binary` client sends and
+    reads bytes (Base64 of them on the wire), for copies of messages that need not be UTF-8."""
     options: dict[str, Any] = {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "message_decode_policy": TextBase64DecodePolicy(),
+        "message_encode_policy": BinaryBase64EncodePolicy() if binary else TextBase64EncodePolicy(),
+        "message_decode_policy": BinaryBase64DecodePolicy() if binary else TextBase64DecodePolicy(),
         "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),  # type: ignore[arg-type]
         "transport": sdk_transport(POOL_SIZE),  # a create makes up to three storage calls at once
     }

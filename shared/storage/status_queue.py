@@ -11,17 +11,18 @@ from shared.tracking.message import TrackMessage
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
+    from shared.storage.poison_queue import PoisonQueue
+
 log = get_logger(__name__)
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600 - 60  # Azure Queue Storage allows at most 7 days
 
 
 class StatusQueue:
-    def __init__(self, queue: QueueClient, poison: QueueClient) -> None:
+    def __init__(self, queue: QueueClient, poison: PoisonQueue) -> None:
         self._queue = queue
         self._poison = poison
         self._ensured = EnsuredResource("queue", queue.queue_name, queue.create_queue)
-        self._poison_ensured = EnsuredResource("queue", poison.queue_name, poison.create_queue)
 
     def schedule(self, message: TrackMessage, delay_seconds: int) -> None:
         """Make `message` visible to UpgradeStatus after `delay_seconds` (no hot loop, no sleeping)."""
@@ -34,6 +35,6 @@ class StatusQueue:
             "scheduled status check of upgrade %s in %d s (attempt %s)", message.upgrade_id, delay, message.attempt
         )
 
-    def poison(self, text: str) -> None:
-        """Park a message that can never succeed where the host parks failed ones, for an operator."""
-        self._poison_ensured.run("move a message to the poison queue", lambda: self._poison.send_message(text))
+    def poison(self, body: bytes) -> None:
+        """Park a message that can never succeed, as it came, where the host parks failed ones, for an operator."""
+        self._poison.park(body)
