@@ -11,13 +11,14 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test unit lint typecheck pytest bench clean infra-check
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
 	@echo "make demo   submit a sandbox upgrade to the running app (make run) and follow it to the end; PORT="
 	@echo "            fleet: make run ARGS=\"--fleet 300\", then make demo ARGS=--fleet (a report batch and its CSV)"
-	@echo "make test   lint, type-check and run the test suite"
+	@echo "make unit   the unit tier (tests/unit: pure rules, no Azurite, Node or sandbox) in seconds"
+	@echo "make test   lint, type-check and run the test suite (the unit tier included)"
 	@echo "make bench  benchmark against a naive relay"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"
 
@@ -65,6 +66,11 @@ infra-check: $(INFRA_STAMP)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(INFRA_VENV)/bin/checkov -d infra --framework bicep --skip-download --compact --quiet
 
 test: infra-check lint typecheck pytest
+
+# The unit tier: needs the Python venv only (no node_modules, no Azurite, no sandbox). --confcutdir keeps
+# tests/conftest.py (the Azurite and sandbox fixtures) from even loading; no coverage, no xdist: a few seconds.
+unit: $(PY_STAMP)
+	$(PY) -m pytest tests/unit -q -p no:xdist -p no:cov --confcutdir=tests/unit
 
 # make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
