@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test unit lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test unit consent consent-rehearsal lint typecheck pytest bench clean infra-check
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
@@ -20,6 +20,9 @@ help:
 	@echo "make unit   the unit tier (tests/unit: pure rules, no Azurite, Node or sandbox) in seconds"
 	@echo "make test   lint, type-check and run the test suite (the unit tier included)"
 	@echo "make bench  benchmark against a naive relay"
+	@echo "make consent ARGS=\"--vault <vault> --tenant <partner tenant> --client-id <SAM app id> ...\""
+	@echo "            the one-time SAM consent into Key Vault (README \"Deploy\"); ARGS=--help lists the options"
+	@echo "make consent-rehearsal  the consent tool end to end against the local sandbox (signs in for you)"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
@@ -83,6 +86,14 @@ demo: deps
 
 bench: deps
 	$(PY) -m bench
+
+# The consent tool needs the venv (msal, azure-identity) and the repo root, whatever shell it is typed in: make gives
+# both. The rehearsal starts the sandbox only (no Azurite, no Node). docs/deploy.md, "Consent".
+consent: $(PY_STAMP)
+	$(PY) -m tools.consent $(ARGS)
+
+consent-rehearsal: $(PY_STAMP)
+	$(PY) -m tools.consent_rehearsal $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
