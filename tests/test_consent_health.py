@@ -195,10 +195,17 @@ def test_health_before_any_consent_check_is_healthy_for_a_fresh_consent_and_then
     answer = app.health()
 
     assert fresh.status == 200, fresh.json()
-    assert "KeepConsentAlive has not run yet" in fresh.json()["checks"]["consent"]["detail"]
+    first = fresh.json()["checks"]["consent"]
+    assert first["detail"].startswith("the refresh token was stored less than an hour ago; KeepConsentAlive has")
+    assert first["detail"].count("KeepConsentAlive has") == 1  # said once, not twice
+    stored_at = sandbox.key_vault.versions(REFRESH_TOKEN_SECRET)[-1]["attributes"]["created"]
+    assert first["refreshTokenStoredAt"] is not None  # what "stored ... ago" is about is shown, not null
     assert answer.status == 503
     consent = answer.json()["checks"]["consent"]
     assert consent["status"] == "unhealthy" and consent["lastCheckedAt"] is None
+    assert "stored 49 hours ago" in consent["detail"] and consent["refreshTokenStoredAt"].startswith(
+        _iso_minute(stored_at)
+    )
     assert "KeepConsentAlive" in consent["detail"] and "/admin/functions/KeepConsentAlive" in consent["detail"]
     assert sandbox.partner_center.log == [] and sandbox.entra.requests_to("token") == []  # no token spent
 
