@@ -71,9 +71,10 @@ infra-check: $(INFRA_STAMP)
 test: infra-check lint typecheck pytest
 
 # The unit tier: needs the Python venv only (no node_modules, no Azurite, no sandbox). --confcutdir keeps
-# tests/conftest.py (the Azurite and sandbox fixtures) from even loading; no coverage, no xdist: a few seconds.
+# tests/conftest.py (the Azurite and sandbox fixtures) from even loading; the plugins it has no use for (xdist,
+# coverage, schemathesis, anyio) stay unloaded: a few seconds.
 unit: $(PY_STAMP)
-	$(PY) -m pytest tests/unit -q -p no:xdist -p no:cov --confcutdir=tests/unit
+	$(PY) -m pytest tests/unit -q --confcutdir=tests/unit -p no:xdist -p no:pytest_cov -p no:schemathesis -p no:anyio
 
 # make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
