@@ -11,14 +11,18 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test unit consent consent-rehearsal lint typecheck pytest bench clean infra-check
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
 	@echo "make demo   submit a sandbox upgrade to the running app (make run) and follow it to the end; PORT="
 	@echo "            fleet: make run ARGS=\"--fleet 300\", then make demo ARGS=--fleet (a report batch and its CSV)"
-	@echo "make test   lint, type-check and run the test suite"
+	@echo "make unit   the unit tier (tests/unit: pure rules, no Azurite, Node or sandbox) in seconds"
+	@echo "make test   lint, type-check and run the test suite (the unit tier included)"
 	@echo "make bench  benchmark against a naive relay"
+	@echo "make consent ARGS=\"--vault <vault> --tenant <partner tenant> --client-id <SAM app id> ...\""
+	@echo "            the one-time SAM consent into Key Vault (README \"Deploy\"); ARGS=--help lists the options"
+	@echo "make consent-rehearsal  the consent tool end to end against the local sandbox (signs in for you)"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
@@ -66,6 +70,12 @@ infra-check: $(INFRA_STAMP)
 
 test: infra-check lint typecheck pytest
 
+# The unit tier: needs the Python venv only (no node_modules, no Azurite, no sandbox). --confcutdir keeps
+# tests/conftest.py (the Azurite and sandbox fixtures) from even loading; the plugins it has no use for (xdist,
+# coverage, schemathesis, anyio) stay unloaded: a few seconds.
+unit: $(PY_STAMP)
+	$(PY) -m pytest tests/unit -q --confcutdir=tests/unit -p no:xdist -p no:pytest_cov -p no:schemathesis -p no:anyio
+
 # make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
 # Other options go through ARGS, e.g. make run ARGS=--app-logs, make demo ARGS="--customer failing --callback"
@@ -77,6 +87,14 @@ demo: deps
 
 bench: deps
 	$(PY) -m bench
+
+# The consent tool needs the venv (msal, azure-identity) and the repo root, whatever shell it is typed in: make gives
+# both. The rehearsal starts the sandbox only (no Azurite, no Node). docs/deploy.md, "Consent".
+consent: $(PY_STAMP)
+	$(PY) -m tools.consent $(ARGS)
+
+consent-rehearsal: $(PY_STAMP)
+	$(PY) -m tools.consent_rehearsal $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 // Key Vault holding the Secure Application Model credentials (app id, app secret, refresh token) and the
 // callback signing key. Access is Azure RBAC only (no access policies); roles are granted in rbac.bicep.
-// Secrets are not created here: the consent tool writes them (python -m tools.consent --vault <name>).
+// Secrets are not created here: the consent tool writes them (make consent ARGS="--vault <name> ...").
 
 @description('Globally unique vault name (3-24 characters).')
 @minLength(3)

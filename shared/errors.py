@@ -139,9 +139,9 @@ class ConsentRequired(UpgradeError):
 
 MFA_ADVICE = (
     "Since 2026-04-01 Partner Center requires MFA for App+User calls. An operator must re-run the consent tool "
-    "(python -m tools.consent --vault <vault> --tenant <partner tenant> --client-id <SAM app id>) and sign in as "
-    "the integration user with MFA (make sure MFA is enforced for that user); the app picks up the new refresh "
-    "token by itself, no restart needed."
+    '(from the repository root: make consent ARGS="--vault <vault> --tenant <partner tenant> --client-id <SAM '
+    'app id>") and sign in as the integration user with MFA (make sure MFA is enforced for that user); the app '
+    "picks up the new refresh token by itself, no restart needed."
 )
 
 

@@ -520,3 +520,32 @@ def test_a_sign_in_without_mfa_is_refused_and_nothing_is_written(
     assert "nothing was written to Key Vault" in line and "run the tool again" in line
     assert_nothing_written(sandbox)
     assert_nothing_secret_printed(sandbox, sam_app, run)
+
+
+# --- the rehearsal (make consent-rehearsal) -------------------------------------------------------------------
+
+
+def test_the_rehearsal_runs_the_tool_against_its_own_sandbox_and_signs_in_by_itself() -> None:
+    """`make consent-rehearsal` is one command: no sandbox started by hand, no secret read out of the vault, no
+    curl sign-in. It prints the tool's real output, with a smoke test that works (not the nil GUID, a 400)."""
+    environment = {k: v for k, v in os.environ.items() if k not in FOREIGN}
+    rehearsal = subprocess.run(
+        [sys.executable, "-m", "tools.consent_rehearsal"],
+        check=False,
+        cwd=ROOT,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
+    out = rehearsal.stdout
+    assert "signed in as pc-integration@partner.example with MFA" in out and "Rehearsal passed" in out
+    for name in (*SAM_NAMES, CALLBACK_SIGNING_KEY_SECRET, STATUS_LINK_KEY_SECRET):
+        assert re.search(rf"^  \|   {re.escape(name)} +(written|created) +version \w+", out, re.MULTILINE), name
+    assert 'make consent ARGS="--vault <vault>' in out
+    assert "00000000-0000-0000-0000-000000000000" not in out and "upgrades/$ID?customerId=" in out
+    assert "Rehearsal~" not in out + rehearsal.stderr  # the client secret it made up is never printed
+    assert "Traceback" not in out + rehearsal.stderr

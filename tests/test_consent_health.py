@@ -115,7 +115,7 @@ def test_an_expired_consent_shows_on_health_and_in_exactly_one_alert_line(
     consent = body["checks"]["consent"]
     assert body["status"] == "unhealthy" and consent["status"] == "unhealthy"
     assert consent["outcome"] == "consent-required" and consent["mfa"] is None
-    assert "AADSTS700082" in consent["detail"] and "python -m tools.consent" in consent["detail"]
+    assert "AADSTS700082" in consent["detail"] and "make consent" in consent["detail"]
     assert body["checks"]["keyVault"]["status"] == "healthy"  # the secrets are readable; the token is dead
     [line] = alert_lines(caplog)
     assert f"problemType={PROBLEM}consent-required" in line and "AADSTS700082" in line
@@ -135,7 +135,7 @@ def test_a_consent_without_mfa_shows_on_health_and_in_exactly_one_alert_line(
     assert answer.status == 503
     consent = answer.json()["checks"]["consent"]
     assert (consent["status"], consent["outcome"], consent["mfa"]) == ("unhealthy", "mfa-required", False)
-    assert "python -m tools.consent" in consent["detail"] and "MFA" in consent["detail"]
+    assert 'make consent ARGS="--vault' in consent["detail"] and "MFA" in consent["detail"]
     assert consent["daysUntilRefreshTokenExpires"] == 89  # the token itself works and was renewed
     [line] = alert_lines(caplog)
     assert f"problemType={PROBLEM}mfa-required" in line and "KeepConsentAlive" in line
@@ -154,7 +154,7 @@ def test_an_upgrade_with_a_token_without_mfa_answers_502_mfa_required(
     problem = answer.json()
     assert problem["type"] == f"{PROBLEM}mfa-required"
     assert (
-        "python -m tools.consent" in problem["detail"]
+        'make consent ARGS="--vault' in problem["detail"]
         and "sign in as the integration user with MFA" in (problem["detail"])
     )
     assert (problem["partnerCenter"]["httpStatus"], problem["partnerCenter"]["code"]) == (401, "900421")
@@ -195,10 +195,17 @@ def test_health_before_any_consent_check_is_healthy_for_a_fresh_consent_and_then
     answer = app.health()
 
     assert fresh.status == 200, fresh.json()
-    assert "KeepConsentAlive has not run yet" in fresh.json()["checks"]["consent"]["detail"]
+    first = fresh.json()["checks"]["consent"]
+    assert first["detail"].startswith("the refresh token was stored less than an hour ago; KeepConsentAlive has")
+    assert first["detail"].count("KeepConsentAlive has") == 1  # said once, not twice
+    stored_at = sandbox.key_vault.versions(REFRESH_TOKEN_SECRET)[-1]["attributes"]["created"]
+    assert first["refreshTokenStoredAt"] is not None  # what "stored ... ago" is about is shown, not null
     assert answer.status == 503
     consent = answer.json()["checks"]["consent"]
     assert consent["status"] == "unhealthy" and consent["lastCheckedAt"] is None
+    assert "stored 49 hours ago" in consent["detail"] and consent["refreshTokenStoredAt"].startswith(
+        _iso_minute(stored_at)
+    )
     assert "KeepConsentAlive" in consent["detail"] and "/admin/functions/KeepConsentAlive" in consent["detail"]
     assert sandbox.partner_center.log == [] and sandbox.entra.requests_to("token") == []  # no token spent
 

@@ -262,7 +262,7 @@ def test_without_the_link_key_the_post_still_answers_202_with_the_keyed_url_and_
         assert app.follow(answer.header("Location") or "").status == 202  # the keyed route, with the key
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
-    assert "tools.consent" in errors[0] and "no-such-link-key" in errors[0]
+    assert "make consent" in errors[0] and "no-such-link-key" in errors[0]
 
     link = f"{BASE_URL}/api/follow/upgrades/{answers[0].json()['upgradeId']}?customerId={customers[0]}"
     refused = app.follow(link + "&expires=9999999999&sig=" + "A" * 43)

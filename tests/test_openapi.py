@@ -873,3 +873,28 @@ def test_the_client_raises_problems_that_retrying_cannot_fix() -> None:
     assert caught.value.status == 422 and caught.value.slug == "not-eligible"
     assert caught.value.correlation_id == CORRELATION_ID
     assert len(app.requests) == 1
+
+
+# --- requests.http has every call ----------------------------------------------------------------------------
+
+
+def test_requests_http_has_a_request_for_every_operation_on_a_variable_base() -> None:
+    """Its banner (and make run's) says it has every call. Follow links are signed by the app, so they are reached
+    through a `Location` (requests 2 and 21), not typed in."""
+    text = (ROOT / "requests.http").read_text(encoding="utf-8")
+    sent = re.findall(r"^(GET|POST|PUT|PATCH|DELETE) \{\{base\}\}(/api/[^?\s]*)", text, re.MULTILINE)
+    assert sent and not re.search(r"^(GET|POST) https?://", text, re.MULTILINE)  # every request goes to {{base}}
+    assert re.search(r"^@base = http://127\.0\.0\.1:\{\{port\}\}$", text, re.MULTILINE)
+
+    def covered(method: str, path: str) -> bool:
+        pattern = re.sub(r"\\\{\w+\\\}", r"[^/]+", re.escape(path))
+        return any(m == method.upper() and re.fullmatch(pattern, p) for m, p in sent)
+
+    missing = [
+        f"{method.upper()} {path}"
+        for method, path in _spec_operations(connector=False)
+        if not path.startswith("/api/follow/") and not covered(method, path)
+    ]
+    assert missing == []
+    assert re.search(r"^GET \{\{\w+\.response\.headers\.Location\}\}$", text, re.MULTILINE)
+    assert "Accept: text/csv" in text

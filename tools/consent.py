@@ -1,8 +1,12 @@
 """One-time Secure Application Model (SAM) consent: the integration user signs in with MFA, and the SAM credentials
 go to Key Vault under the names the app reads.
 
-    python -m tools.consent --vault <name or https://<name>.vault.azure.net> --tenant <partner tenant> \\
-        --client-id <SAM app id> [--login-hint integration@partner.example] [--client-secret-env VAR]
+    make consent ARGS="--vault <name or https://<name>.vault.azure.net> --tenant <partner tenant> \\
+        --client-id <SAM app id> [--login-hint integration@partner.example] [--client-secret-env VAR]"
+
+from the repository root (`make consent` creates the project's virtual environment if it is missing and runs
+`.venv/bin/python -m tools.consent $ARGS`). `make consent-rehearsal` runs it against the local sandbox first
+(tools/consent_rehearsal.py).
 
 1. Runs the OAuth 2.0 authorization-code flow with PKCE against `{authority host}/{tenant}` on the redirect URI
    `http://localhost:<port>`, served by a one-shot loopback server (tools/loopback.py). It asks for
@@ -71,9 +75,10 @@ DEFAULT_TIMEOUT_SECONDS = 300
 PERMISSION = "user_impersonation"
 WRITTEN_BY = "tools.consent"
 CONTENT_TYPE = "text/plain"  # what the app itself writes (shared/key_vault.py), so versions stay alike
+# A random upgrade id: it cannot exist, so a 404 proves every dependency answered (the nil GUID is refused: 400).
 SMOKE_TEST = (
-    'curl -si "$API/upgrades/00000000-0000-0000-0000-000000000000?customerId=<a customer GUID>" '
-    '-H "x-functions-key: $KEY"'
+    'ID=$(python3 -c "import uuid; print(uuid.uuid4())")',
+    'curl -si "$API/upgrades/$ID?customerId=<a customer GUID>" -H "x-functions-key: $KEY"   # 404: all answered',
 )
 
 # The app settings that name the secrets (docs/design.md, "Settings"); the tool honours them like the app does.
@@ -147,7 +152,7 @@ class Options:
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tools.consent",
+        prog=".venv/bin/python -m tools.consent",
         description=(
             "Sign the Partner Center integration user in with MFA (Secure Application Model consent) and store the "
             "SAM app id, app secret and refresh token in Key Vault under the names the app reads "
@@ -599,7 +604,8 @@ def _summary(out: TextIO, options: Options, consent: Consent, written: list[Writ
     _say(out, "")
     _say(out, "The app picks the new versions up within minutes (its secret cache), at once after an authentication")
     _say(out, "failure; no restart is needed. Next: the smoke test in docs/deploy.md, for example")
-    _say(out, f"  {SMOKE_TEST}")
+    for line in SMOKE_TEST:
+        _say(out, f"  {line}")
 
 
 def _say(out: TextIO, text: str) -> None:

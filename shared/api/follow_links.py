@@ -132,9 +132,9 @@ class FollowLinks:
             first, self._key_missing_reported = not self._key_missing_reported, True
         if first:
             log.error(
-                "follow links are off: %s. Run the consent tool (python -m tools.consent) to create the secret '%s' "
-                "(setting STATUS_LINK_KEY_SECRET); until then every Location is the keyed status URL, which Power "
-                "Automate cannot poll without the function key",
+                "follow links are off: %s. Run the consent tool (make consent, from the repository root) to create "
+                "the secret '%s' (setting STATUS_LINK_KEY_SECRET); until then every Location is the keyed status URL, "
+                "which Power Automate cannot poll without the function key",
                 error.detail,
                 self._key_name,
             )

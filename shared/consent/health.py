@@ -37,12 +37,14 @@ class ConsentHealth:
 
 def assess_consent(state: ConsentState | None, now: float, stored_at: float | None = None) -> ConsentHealth:
     """`stored_at`: when the current refresh token was written to Key Vault (None if unknown)."""
-    if state is None:
-        if stored_at is not None and now - stored_at <= STALE_AFTER_SECONDS:
-            hours = max(0.0, now - stored_at) / 3600
-            detail = f"consent stored {hours:.0f} hours ago; KeepConsentAlive has not run yet. {NEVER_CHECKED}"
-            return ConsentHealth(True, detail, _facts(None, now))
-        return ConsentHealth(False, NEVER_CHECKED, _facts(None, now))
+    if state is None:  # before the first check: only Key Vault says when the consent was stored
+        facts = _facts(None, now) | {"refreshTokenStoredAt": iso(stored_at)}
+        if stored_at is None:
+            return ConsentHealth(False, NEVER_CHECKED, facts)
+        fresh = now - stored_at <= STALE_AFTER_SECONDS
+        late = "" if fresh else " (over 48 hours without a check)"
+        detail = f"the refresh token was stored {_ago(now - stored_at)}{late}; {NEVER_CHECKED}"
+        return ConsentHealth(fresh, detail, facts)
     facts = _facts(state, now)
     days = facts["daysUntilRefreshTokenExpires"]
     if not state.ok:
@@ -62,6 +64,11 @@ def assess_consent(state: ConsentState | None, now: float, stored_at: float | No
         )
         return ConsentHealth(False, detail, facts)
     return ConsentHealth(True, f"consent ok, MFA proven; the refresh token is renewed daily ({days} days left)", facts)
+
+
+def _ago(seconds: float) -> str:
+    hours = math.floor(max(0.0, seconds) / 3600)
+    return "less than an hour ago" if hours < 1 else f"{hours} hour{'s' if hours > 1 else ''} ago"
 
 
 def _facts(state: ConsentState | None, now: float) -> dict[str, Any]:

@@ -216,7 +216,7 @@ class SamTokenProvider:
             detail = (
                 f"Entra ID refused the stored SAM refresh token ({label}: {meaning}). An operator must redo the "
                 "Secure Application Model consent with the integration user and store the new refresh token "
-                "in Key Vault (python -m tools.consent)."
+                "in Key Vault (make consent, from the repository root)."
             )
         elif error in _CLIENT_ERRORS:
             kind = SamCredentialsRejected
