@@ -14,7 +14,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.batches import pacing
-from shared.batches.pacing import PaceDeferred, Pacer
+from shared.batches.pacing import PaceDeferred, Pacer, WaitAllowance
 from support.step_clock import StepClock
 
 
@@ -63,21 +63,26 @@ class MemoryTable:
         return {"etag": etag}
 
 
+def PATIENT() -> WaitAllowance:
+    """An allowance that never runs out: the pace arithmetic, without the per-message limit."""
+    return WaitAllowance(3600.0)
+
+
 def _slots(pacer: Pacer, clock: StepClock, calls: int) -> list[float]:
     """When each of `calls` batch calls may go, relative to the first."""
     times = []
     for _ in range(calls):
-        pacer.acquire()
+        pacer.acquire(PATIENT())
         times.append(clock.now())
     return [round(t - times[0], 6) for t in times]
 
 
 def _next_call_in(pacer: Pacer, clock: StepClock) -> float:
     """Seconds from one call to the next one's slot, whether waited in the function or deferred to the queue."""
-    pacer.acquire()
+    pacer.acquire(PATIENT())
     before = clock.now()
     try:
-        pacer.acquire()
+        pacer.acquire(PATIENT())
     except PaceDeferred as deferred:
         return float(deferred.seconds)
     return clock.now() - before
@@ -95,12 +100,12 @@ def test_calls_are_spaced_at_the_ceiling_rate(step_clock: StepClock) -> None:
 
 def test_a_429_holds_the_calls_and_halves_the_rate(step_clock: StepClock) -> None:
     pacer = Pacer(MemoryTable(), step_clock, ceiling_per_minute=120)  # type: ignore[arg-type]
-    pacer.acquire()
+    pacer.acquire(PATIENT())
 
     until = pacer.throttled(retry_after=10)
 
     assert until == step_clock.now() + 10
-    pacer.acquire()
+    pacer.acquire(PATIENT())
     assert step_clock.now() == until  # the first call after the 429 waits out the hold
     # 60 calls per minute now, creeping back up by INCREASE_PER_MINUTE per minute of calling
     first, second = _gaps(_slots(pacer, step_clock, 3))
@@ -148,32 +153,48 @@ def test_two_instances_share_one_schedule(step_clock: StepClock) -> None:
 
     times = []
     for pacer in (first, second, second, first, second, first):
-        pacer.acquire()
+        pacer.acquire(PATIENT())
         times.append(step_clock.now())
 
     assert _gaps(times) == [1.0] * 5  # one call per second between them, not per instance
 
 
-def test_a_hold_longer_than_the_inline_wait_sends_the_work_back(step_clock: StepClock) -> None:
+def test_a_hold_longer_than_a_message_may_wait_sends_the_work_back(step_clock: StepClock) -> None:
     pacer = Pacer(MemoryTable(), step_clock, ceiling_per_minute=60)  # type: ignore[arg-type]
-    pacer.throttled(retry_after=pacing.MAX_INLINE_WAIT + 90)
+    pacer.throttled(retry_after=pacing.MAX_WAIT_PER_MESSAGE + 90)
 
     with pytest.raises(PaceDeferred) as deferred:
-        pacer.acquire()
+        pacer.acquire(WaitAllowance())
 
-    assert deferred.value.seconds == pytest.approx(pacing.MAX_INLINE_WAIT + 90)
+    assert deferred.value.seconds == pytest.approx(pacing.MAX_WAIT_PER_MESSAGE + 90)
     assert step_clock.slept == []  # nothing was waited in the function
 
 
-def test_a_slot_further_away_than_the_inline_wait_is_deferred_not_waited(step_clock: StepClock) -> None:
+def test_a_slot_further_away_than_a_message_may_wait_is_deferred_not_waited(step_clock: StepClock) -> None:
     pacer = Pacer(MemoryTable(), step_clock, ceiling_per_minute=1)  # type: ignore[arg-type]
-    if pacing.MAX_INLINE_WAIT > 55:
-        pytest.skip("at one call per minute the next slot is never beyond MAX_INLINE_WAIT")
-    pacer.acquire()
-    step_clock.advance(60 - pacing.MAX_INLINE_WAIT - 5)  # the next slot is 5 s beyond the inline wait
+    pacer.acquire(WaitAllowance())
+    step_clock.advance(60 - pacing.MAX_WAIT_PER_MESSAGE - 5)  # the next slot is 5 s beyond what a message may wait
 
     with pytest.raises(PaceDeferred) as deferred:
-        pacer.acquire()
+        pacer.acquire(WaitAllowance())
 
-    assert deferred.value.seconds == pytest.approx(pacing.MAX_INLINE_WAIT + 5)
+    assert deferred.value.seconds == pytest.approx(pacing.MAX_WAIT_PER_MESSAGE + 5)
     assert step_clock.slept == []
+
+
+def test_one_message_waits_at_most_its_allowance_in_all_then_defers(step_clock: StepClock) -> None:
+    """Each wait alone is short (1 s at 60 calls a minute), but one message's waits add up to at most
+    MAX_WAIT_PER_MESSAGE; the call after that goes back to the queue, and its slot stays free."""
+    pacer = Pacer(MemoryTable(), step_clock, ceiling_per_minute=60)  # type: ignore[arg-type]
+    allowance = WaitAllowance()
+    calls = 0
+    with pytest.raises(PaceDeferred) as deferred:
+        while True:
+            pacer.acquire(allowance)
+            calls += 1
+
+    assert sum(step_clock.slept) <= pacing.MAX_WAIT_PER_MESSAGE
+    assert calls == int(pacing.MAX_WAIT_PER_MESSAGE) + 1 and deferred.value.seconds == pytest.approx(1.0)
+    before = step_clock.now()
+    pacer.acquire(WaitAllowance())  # the next message takes the slot the deferred call left free
+    assert step_clock.now() - before == pytest.approx(1.0)

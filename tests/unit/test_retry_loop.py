@@ -174,7 +174,8 @@ def test_the_gate_runs_before_every_exchange(step_clock: StepClock) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({"Retry-After": "12"}, 12.0), ({"Retry-After": "1.5"}, 1.5), ({"Retry-After": "-3"}, 0.0), ({}, None),
+    [({"Retry-After": "12"}, 12.0), ({"Retry-After": "1.5"}, None), ({"Retry-After": "-3"}, None), ({}, None),
+     ({"Retry-After": "\uff15"}, None),  # RFC 9110 delta-seconds: ASCII digits only
      ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, None)],
 )  # fmt: skip
 def test_retry_after_reads_delta_seconds_only(headers: dict[str, str], expected: float | None) -> None:
