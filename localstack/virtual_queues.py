@@ -15,6 +15,7 @@ import inspect
 import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from azure.functions.queue import QueueMessage
@@ -24,6 +25,21 @@ from sandbox.clock import ManualClock
 
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
 VISIBILITY_TIMEOUT = 30  # host.json extensions.queues.visibilityTimeout
+
+
+def call_queue_function(main: Callable[[QueueMessage], Awaitable[None] | None], message: QueueMessage) -> None:
+    """Run a queue function's `main` to its end, as the worker does: an `async` one (RunBatch) is awaited on an
+    event loop of its own (in another thread when this one already runs a loop, e.g. under Playwright)."""
+    result = main(message)
+    if not inspect.iscoroutine(result):
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(result)
+        return
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, result).result()
 
 
 @dataclass
@@ -59,9 +75,7 @@ class VirtualQueues:
             assert len(self.deliveries) <= max_deliveries, "the queues never drained"
             message = QueueMessage(id=str(uuid.uuid4()), body=text.encode(), dequeue_count=count)  # type: ignore[no-untyped-call]
             try:
-                result = self.handlers[queue](message)
-                if inspect.iscoroutine(result):  # an async queue function (RunBatch), as the worker awaits it
-                    asyncio.run(result)
+                call_queue_function(self.handlers[queue], message)
             except Exception as error:  # the host catches everything a function raises
                 delivery.failed = f"{type(error).__name__}: {error}"
                 if count >= MAX_DEQUEUE_COUNT:

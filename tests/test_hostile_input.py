@@ -21,6 +21,7 @@ from azure.storage.queue import QueueMessage as QueueMessageInfo
 
 import RunBatch
 import UpgradeStatus
+from localstack.virtual_queues import call_queue_function
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox
@@ -205,7 +206,8 @@ def test_a_list_message_whose_next_is_not_partner_centers_is_poisoned_and_not_fo
     batch_id = start_batch(app, [str(uuid.uuid4())])
     calls = len(sandbox.partner_center.log)
 
-    RunBatch.main(QueueMessage(id="forged", body=batch_message("list", batch_id, next=forged), dequeue_count=1))
+    call_queue_function(RunBatch.main, QueueMessage(id="forged", body=batch_message("list", batch_id, next=forged),
+                                                  dequeue_count=1))  # fmt: skip
 
     assert len(sandbox.partner_center.log) == calls  # nothing was sent to Partner Center
     parked = app.queue(f"{app.batch_queue_name}-poison").peek_messages(max_messages=32)
@@ -233,7 +235,7 @@ def test_a_message_that_is_not_utf8_is_parked_byte_for_byte_and_kept_until_delet
         "RunBatch": (RunBatch.main, app.batch_queue_name),
     }[function]
 
-    handler(QueueMessage(id=str(uuid.uuid4()), body=body, dequeue_count=1))
+    call_queue_function(handler, QueueMessage(id=str(uuid.uuid4()), body=body, dequeue_count=1))
 
     [parked] = [m for m in raw_poison(app, queue_name) if base64.b64decode(m.content) == body]
     assert parked.expires_on is not None and parked.expires_on.year >= 9999  # time_to_live=-1: never expires
@@ -256,11 +258,11 @@ def test_a_listing_ended_by_one_list_message_takes_no_page_from_another_still_ru
         if not raced:  # this delivery has read the batch as still listing; a second one ends the listing now
             raced.append(True)
             sandbox.partner_center.faults.add("customers", status=403)  # refused for good: the listing ends
-            RunBatch.main(QueueMessage(id="second", body=first_page, dequeue_count=1))
+            call_queue_function(RunBatch.main, QueueMessage(id="second", body=first_page, dequeue_count=1))
         return list_customers(client, *args)
 
     monkeypatch.setattr(PartnerCenterClient, "list_customers", another_delivery_ends_the_listing_meanwhile)
-    RunBatch.main(QueueMessage(id="first", body=first_page, dequeue_count=1))
+    call_queue_function(RunBatch.main, QueueMessage(id="first", body=first_page, dequeue_count=1))
 
     body = app.get_batch(batch_id).json()
     assert body["status"] == "Completed"
