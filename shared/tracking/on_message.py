@@ -2,6 +2,10 @@
 
 A duplicate, late or out-of-date message changes nothing; a transient failure raises `RetryLater` (the host
 retries the message, then parks it in `<queue>-poison`) after the record notes the error.
+
+Callbacks are at least once: every delivery attempt, and the final write that makes one due, comes after the
+message for the next attempt is on the queue (`Tracker.guard_callback`), so no instance death and no lost ETag
+race leaves a pending callback without a message to send it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     if record and record.is_final:
         tracker.reached_final(record)  # again: a crash may have come between the final save and the batch hook
         if record.callback_state == CallbackState.PENDING:
+            tracker.guard_callback(record)
             tracker.deliver(record)
         else:
             log.info("upgrade %s is already %s; message ignored", record.upgrade_id, record.status)
@@ -52,6 +57,10 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
         raise RetryLater(f"status check of upgrade {record.upgrade_id} failed: {error.detail}") from None
     tracker.settle(record, report)
     tracker.schedule_next_check(record)
+    if record.is_final and record.callback_state == CallbackState.PENDING:
+        # Queued before the final write: if this instance dies after it, or loses that write to a GET whose
+        # own delivery message another instance already ran, this message still sends the callback.
+        tracker.guard_callback(record)
     if not tracker.save(record) or not record.is_final:
         return
     tracker.log_final(record)
