@@ -10,6 +10,7 @@ upgradeId + status (docs/webhooks.md): a second delivery is allowed, none at all
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,6 +59,23 @@ def kill_once_at_the_send(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
         raise Killed
 
     monkeypatch.setattr(sender, "deliver", dying)
+
+
+def kill_at_the_record_write(app: AppHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instance dies as it writes the record of an upgrade Partner Center just accepted: the first check's
+    message, written side by side with the record, is all that is left of it."""
+    store = services().store
+    real = store.insert
+
+    def dying(record: UpgradeRecord) -> bool:
+        monkeypatch.setattr(store, "insert", real)
+        deadline = time.monotonic() + 30
+        while not app.scheduled():  # Azurite's wire log is written asynchronously
+            assert time.monotonic() < deadline, "the first check's message was never written"
+            time.sleep(0.05)
+        raise Killed
+
+    monkeypatch.setattr(store, "insert", dying)
 
 
 def run_survivors(app: AppHarness, clock: ManualClock, start: int, limit: int = 10) -> None:
@@ -158,3 +176,37 @@ def test_a_status_check_that_loses_the_race_to_a_get_making_the_upgrade_final_st
 
     assert delivered_statuses(receiver) == {(upgrade_id, "Completed")}
     assert app.get(upgrade_id, customer).json()["callback"]["state"] == "delivered"
+
+
+@pytest.mark.parametrize("recovered_by", ["queue", "get"])
+def test_an_upgrade_whose_record_write_died_with_its_instance_still_calls_back(
+    app: AppHarness,
+    sandbox: Sandbox,
+    receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    recovered_by: str,
+) -> None:
+    """What failed `test_three_instances_one_killed_lose_and_double_nothing` once: the killed instance had sent
+    the first check's message (and completed the Idempotency-Key, so the caller's retry got the 202 replayed)
+    but not the record. The queue path, or a GET with the customer, recovers the record from Partner Center;
+    the callback URL must come back with it."""
+    customer = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer, progression=[Step(0, "Completed")]))
+    kill_at_the_record_write(app, monkeypatch)
+
+    with pytest.raises(Killed):
+        app.post({"customerId": customer, "productFamily": "Azure", "callbackUrl": receiver.url})
+    upgrade_id = str(app.scheduled()[0].json()["upgradeId"])
+    assert app.get(upgrade_id).status == 404  # no record
+
+    if recovered_by == "get":
+        assert app.get(upgrade_id, customer).json()["status"] == "Completed"  # recovered live, final
+    run_survivors(app, virtual_clock, start=0)
+
+    assert delivered_statuses(receiver) == {(upgrade_id, "Completed")}
+    assert app.get(upgrade_id, customer).json()["callback"] == {
+        "url": receiver.url,
+        "state": "delivered",
+        "attempts": 1,
+    }

@@ -25,6 +25,10 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     record = tracker.store.get(message.upgrade_id)
     if record and record.customer_id != message.customer_id:
         raise InvalidMessage(f"customerId does not match the record of upgrade {message.upgrade_id}")
+    if record and not record.callback_url and message.callback_url:
+        adopt_callback(record, message.callback_url)  # a GET recovered the record without it
+        if not record.is_final and not tracker.save(record):  # a final one is saved with its first attempt
+            raise RetryLater(f"upgrade {record.upgrade_id} changed while its callbackUrl was adopted")
     if record and record.is_final:
         tracker.reached_final(record)  # again: a crash may have come between the final save and the batch hook
         if record.callback_state == CallbackState.PENDING:
@@ -42,7 +46,11 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
         )
         return
     record = record or UpgradeRecord.new(
-        message.upgrade_id, message.customer_id, tracker.clock.now(), correlation_id=message.correlation_id
+        message.upgrade_id,
+        message.customer_id,
+        tracker.clock.now(),
+        correlation_id=message.correlation_id,
+        callback_url=message.callback_url,
     )
     try:
         report = tracker.status_report(record, CHECK_BUDGET_SECONDS)
@@ -67,3 +75,12 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     tracker.reached_final(record)
     if record.callback_state == CallbackState.PENDING:
         tracker.deliver(record)
+
+
+def adopt_callback(record: UpgradeRecord, url: str) -> None:
+    """The callback URL the message carries, for a record written without it (recovered by a GET after the
+    record write was lost); a final record's callback becomes due. Saved by whatever the handler saves next."""
+    log.info("upgrade %s: callbackUrl taken from its status message", record.upgrade_id)
+    record.callback_url = url
+    if record.is_final and record.callback_state == CallbackState.NONE:
+        record.callback_state = CallbackState.PENDING
