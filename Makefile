@@ -11,13 +11,14 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test test-under-load lint typecheck pytest bench clean infra-check
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
 	@echo "make demo   submit a sandbox upgrade to the running app (make run) and follow it to the end; PORT="
 	@echo "            fleet: make run ARGS=\"--fleet 300\", then make demo ARGS=--fleet (a report batch and its CSV)"
 	@echo "make test   lint, type-check and run the test suite"
+	@echo "make test-under-load  make test beside two CPU-bound processes (a busy machine); LOAD_BURNERS="
 	@echo "make bench  benchmark against a naive relay"
 	@echo "make infra-check  Bicep syntax gate + checkov policy scan of infra/ (part of make test)"
 
@@ -65,6 +66,17 @@ infra-check: $(INFRA_STAMP)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(INFRA_VENV)/bin/checkov -d infra --framework bicep --skip-download --compact --quiet
 
 test: infra-check lint typecheck pytest
+
+# `make test` on a busy machine: LOAD_BURNERS (2) CPU-bound processes run beside it and are killed when it ends,
+# fails or is interrupted. The suite waits for conditions with deadlines, never for fixed times, so it stays green.
+LOAD_BURNERS ?= 2
+test-under-load:
+	@burners=(); trap 'kill $${burners[@]} 2>/dev/null; wait $${burners[@]} 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq $(LOAD_BURNERS)); do python3 -c 'while 1: pass' & burners+=($$!); done; \
+	echo "test-under-load: $(LOAD_BURNERS) CPU burners running (pids $${burners[*]})"; \
+	started=$$SECONDS; $(MAKE) test; status=$$?; \
+	echo "test-under-load: make test exited $$status after $$((SECONDS - started)) s beside $(LOAD_BURNERS) CPU burners"; \
+	exit $$status
 
 # make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
