@@ -637,7 +637,7 @@ def test_down_refuses_connections_and_up_serves_again_on_the_same_port(sandbox: 
     with pytest.raises(requests.ConnectionError):
         session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=2)
     pc.up()
-    back = session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=2)
+    back = session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=10)
 
     assert back.status_code == 200 and pc.url in url
 
