@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test unit consent consent-rehearsal lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test test-under-load unit consent consent-rehearsal lint typecheck pytest bench clean infra-check
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
@@ -19,6 +19,7 @@ help:
 	@echo "            fleet: make run ARGS=\"--fleet 300\", then make demo ARGS=--fleet (a report batch and its CSV)"
 	@echo "make unit   the unit tier (tests/unit: pure rules, no Azurite, Node or sandbox) in seconds"
 	@echo "make test   lint, type-check and run the test suite (the unit tier included)"
+	@echo "make test-under-load  make test beside two CPU-bound processes (a busy machine); LOAD_BURNERS="
 	@echo "make bench  benchmark against a naive relay"
 	@echo "make consent ARGS=\"--vault <vault> --tenant <partner tenant> --client-id <SAM app id> ...\""
 	@echo "            the one-time SAM consent into Key Vault (README \"Deploy\"); ARGS=--help lists the options"
@@ -75,6 +76,17 @@ test: infra-check lint typecheck pytest
 # coverage, schemathesis, anyio) stay unloaded: a few seconds.
 unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit -q --confcutdir=tests/unit -p no:xdist -p no:pytest_cov -p no:schemathesis -p no:anyio
+
+# `make test` on a busy machine: LOAD_BURNERS (2) CPU-bound processes run beside it and are killed when it ends,
+# fails or is interrupted. The suite waits for conditions with deadlines, never for fixed times, so it stays green.
+LOAD_BURNERS ?= 2
+test-under-load:
+	@burners=(); trap 'kill $${burners[@]} 2>/dev/null; wait $${burners[@]} 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq $(LOAD_BURNERS)); do python3 -c 'while 1: pass' & burners+=($$!); done; \
+	echo "test-under-load: $(LOAD_BURNERS) CPU burners running (pids $${burners[*]})"; \
+	started=$$SECONDS; $(MAKE) test; status=$$?; \
+	echo "test-under-load: make test exited $$status after $$((SECONDS - started)) s beside $(LOAD_BURNERS) CPU burners"; \
+	exit $$status
 
 # make run PORT=7081 (default 7071), make run KEYS=keys.json (enforce authLevel with those function keys);
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).

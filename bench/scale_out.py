@@ -1,7 +1,7 @@
 """Several instances, one killed: submissions spread over instances (separate OS processes) on one Azurite and
 one sandbox, with Partner Center faults, one instance SIGKILLed mid-run; then what was lost or doubled.
 
-Used by `make bench` (600 upgrades) and tests/test_scale_out.py (60). docs/design.md "Scale" is the promise.
+Used by `make bench` (600 upgrades) and tests/test_scale_out.py (45). docs/design.md "Scale" is the promise.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from azure.storage.queue import QueueClient
 
 from bench.callers import FINAL, Callers, Submission
 from bench.instances import instances
+from bench.scale_waits import ScaleWaits
 from localstack.callback_sink import CallbackSink
 from localstack.environment import StatusSchedule, app_environment
 from sandbox.faults import Fault, Faults
@@ -30,8 +31,7 @@ from sandbox.stack import Sandbox
 REDELIVERED = re.compile(r"UpgradeStatus queue=\S+ id=\S+ dequeue=([2-9]|\d\d+) ")
 FAILED = re.compile(r"UpgradeStatus queue=\S+ id=\S+ dequeue=\d+ -> failed")
 TAKEN_OVER = "took over an abandoned Idempotency-Key claim"
-# A failed invocation's message comes back after host.json's visibilityTimeout (30 s): wait that out and more.
-DRAIN_SECONDS = 45.0
+SCHEDULE = StatusSchedule(1, 2)  # the instances check an upgrade 1 s after its creation, then every 2 s
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,19 @@ class ScaleOutPlan:
     complete_after: float = 2.0  # Partner Center completes each upgrade this long after its creation
     claim_lease_seconds: int = 4  # IDEMPOTENCY_CLAIM_LEASE_SECONDS
     queue_lease_seconds: float = 3.0  # the instances' queue message lease
-    deadline_seconds: float = 60.0
+    deadline_seconds: float | None = None  # for every upgrade to be final; None: `waits.final`
     seed: int = 7
+
+    @property
+    def waits(self) -> ScaleWaits:
+        """The run's deadlines, from its own leases, timeouts and back-off (bench/scale_waits.py)."""
+        return ScaleWaits(
+            queue_lease_seconds=self.queue_lease_seconds,
+            claim_lease_seconds=self.claim_lease_seconds,
+            spread_seconds=self.spread_seconds,
+            complete_after=self.complete_after,
+            schedule=SCHEDULE,
+        )
 
 
 @dataclass
@@ -109,23 +120,25 @@ def run_scale_out(
     sink = CallbackSink(sandbox.ca.server_context(), signing_key.encode(), port=0).start()
     try:
         settings = app_environment(
-            sandbox, storage, status_queue=queue, upgrades_table=table, schedule=StatusSchedule(1, 2),
+            sandbox, storage, status_queue=queue, upgrades_table=table, schedule=SCHEDULE,
             callback_hosts=f"localhost:{sink.port}",  # an allow-list entry names its port (else only 443)
         ) | {
             "IDEMPOTENCY_CLAIM_LEASE_SECONDS": str(plan.claim_lease_seconds),
             "PARTNER_CENTER_TIMEOUT_SECONDS": "2",
         }  # fmt: skip
+        waits, deadline = plan.waits, plan.deadline_seconds or plan.waits.final
         with instances(plan.instances, settings, workdir, queue_lease=plan.queue_lease_seconds, app_logs=True) as hosts:
             started = time.monotonic()
-            callers = Callers(hosts, started + plan.deadline_seconds)
+            callers = Callers(hosts, started + deadline)
             submissions = _submissions(customers, plan, sink.url)
             at_kill = _submit_and_kill(callers, submissions, plan)
             sandbox.partner_center.faults = normal_faults
-            final = _follow(callers, submissions, started + plan.deadline_seconds)
-            # every upgrade is final by now; a callback that failed (its instance died) comes back with its message
-            callbacks = _callbacks(sink, {s.upgrade_id for s in submissions if s.upgrade_id}, time.monotonic() + 30)
+            final = _follow(callers, submissions, started + deadline)
+            # every upgrade is final by now; a callback whose instance died comes back with its next attempt
+            ids: set[str | None] = {s.upgrade_id for s in submissions if s.upgrade_id}
+            callbacks = _callbacks(sink, ids, time.monotonic() + waits.callbacks)
             drain_started = time.monotonic()
-            left = _drain(QueueClient.from_connection_string(storage, queue), drain_started + DRAIN_SECONDS)
+            left = _drain(QueueClient.from_connection_string(storage, queue), drain_started + waits.drain)
             drained = time.monotonic() - drain_started
             wall = time.monotonic() - started
             survivors = "".join(h.log() for h in hosts if h.alive)

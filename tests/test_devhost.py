@@ -76,7 +76,7 @@ def raw_http(port: int, request: bytes, timeout: float = 10) -> bytes:
     return b"".join(chunks)
 
 
-def wait_for[T](probe: Callable[[], T | None], timeout: float = 8.0, what: str = "condition") -> T:
+def wait_for[T](probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()

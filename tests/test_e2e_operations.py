@@ -30,7 +30,7 @@ HOST_KEY = "host-key-for-e2e-operations-0123456789"
 MASTER_KEY = "master-key-for-e2e-operations-0123456789"
 ALERT_LINE = re.compile(r"problemType=urn:partner-center-upgrade:problem:[a-z-]*(consent-required|mfa-required)")
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)  # a ceiling: the waits below end on their conditions
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def consent_checked_after(client: Client, since: str | None) -> requests.Respons
         checked_at = health.json()["checks"]["consent"].get("lastCheckedAt")
         return [health] if checked_at and checked_at != since else []
 
-    return wait_for(probe, timeout=20, what="the keep-alive's consent record")[0]
+    return wait_for(probe, timeout=60, what="the keep-alive's consent record")[0]
 
 
 def test_a_flow_sends_the_key_on_the_post_only_and_follows_location_without_it_to_the_final_200(
@@ -81,7 +81,7 @@ def test_a_flow_sends_the_key_on_the_post_only_and_follows_location_without_it_t
     assert urlsplit(location).path.startswith("/api/follow/upgrades/")
     assert client.request("GET", accepted.json()["statusUri"], host_answer=True).status_code == 401  # keyed route
 
-    final = client.follow(location, until=lambda r: r.status_code != 202, timeout=20)  # no key on any poll
+    final = client.follow(location, until=lambda r: r.status_code != 202, timeout=60)  # no key on any poll
 
     assert final.status_code == 200, final.text
     assert final.json()["status"] == "Completed"

@@ -99,7 +99,7 @@ def test_a_queue_outage_after_acceptance_still_records_and_lists_the_upgrade(
 
 
 def test_run_concurrently_runs_side_by_side_and_reraises_the_first_failure_in_call_order() -> None:
-    barrier = threading.Barrier(3, timeout=5)  # passes only if all three run at the same time
+    barrier = threading.Barrier(3, timeout=30)  # passes only if all three run at the same time
     threads: list[str] = []
 
     def meet(name: str) -> str:

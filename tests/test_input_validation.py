@@ -209,7 +209,7 @@ def storage_requests_naming(azurite: Azurite, name: str) -> list[str]:
     marker = f"marker{uuid.uuid4().hex[:12]}"
     with contextlib.suppress(ResourceNotFoundError):
         TableClient.from_connection_string(azurite.connection_string, marker).get_entity("p", "r")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while marker not in (log := azurite.debug_log.read_text(errors="replace")) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker in log

@@ -617,7 +617,10 @@ def test_a_create_that_times_out_after_commit_is_recovered_by_its_request_id(san
         session.post(
             f"{pc.url}/v1/productupgrades", json=upgrade_body(ELIGIBLE.customer_id), headers=headers, timeout=0.1
         )
-    time.sleep(0.4)
+    deadline = time.monotonic() + 30
+    while pc.creates == 0:  # the create the client gave up on commits when its delay ends
+        assert time.monotonic() < deadline, "the delayed create never committed"
+        time.sleep(0.05)
     retried = session.post(f"{pc.url}/v1/productupgrades", json=upgrade_body(ELIGIBLE.customer_id), headers=headers)
 
     assert retried.status_code == 202 and pc.creates == 1
@@ -634,7 +637,7 @@ def test_down_refuses_connections_and_up_serves_again_on_the_same_port(sandbox: 
     with pytest.raises(requests.ConnectionError):
         session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=2)
     pc.up()
-    back = session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=2)
+    back = session.post(url, json=upgrade_body(ELIGIBLE.customer_id), timeout=10)
 
     assert back.status_code == 200 and pc.url in url
 

@@ -39,7 +39,7 @@ def submit(app: AppHarness, customer_id: str, **extra: object) -> str:
     return str(answer.json()["upgradeId"])
 
 
-def run_until_final(app: AppHarness, upgrade_id: str, customer_id: str, timeout: float = 20.0) -> dict[str, object]:
+def run_until_final(app: AppHarness, upgrade_id: str, customer_id: str, timeout: float = 60.0) -> dict[str, object]:
     """Let the host's queue trigger work (real time) until the status route answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,7 +137,10 @@ def test_partner_center_down_fails_the_message_until_it_is_poisoned_and_the_reco
     customer = customer_with(sandbox, Step(0, "InProgress"))
     upgrade_id = submit(app, customer)
     sandbox.partner_center.down()
-    time.sleep(1.2)
+    deadline = time.monotonic() + 30
+    while not app.queue().peek_messages(max_messages=1):  # the first check is due after 1 s
+        assert time.monotonic() < deadline, "the first status check never became visible"
+        time.sleep(0.1)
 
     runs = [app.process_queue(visibility_timeout=1) for _ in range(5)]
 

@@ -124,21 +124,18 @@ class CallbackSender:
             return Delivery.DELIVERED if 200 <= response.status_code < 300 else Delivery.RETRY
         return Delivery.RETRY
 
-    def deliver_for(self, record: UpgradeRecord) -> bool:
+    def deliver_for(self, record: UpgradeRecord) -> None:
         """One delivery attempt for a final record with a pending callback; updates its callback state (the caller
-        saves it). True when another attempt should be scheduled; failures are never raised."""
+        saves it; the next attempt is already queued, `Tracker.guard_callback`). Failures are never raised."""
         assert record.callback_url  # PENDING implies a URL
         result = self.deliver(record.callback_url, record.to_resource())
         record.callback_attempts += 1
         record.updated_at = self._clock.now()
         if result is Delivery.DELIVERED:
             record.callback_state = CallbackState.DELIVERED
-            return False
-        if result is Delivery.REFUSED or record.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
+        elif result is Delivery.REFUSED or record.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
             record.callback_state = CallbackState.FAILED
             log.warning("callback for upgrade %s failed after %d attempts", record.upgrade_id, record.callback_attempts)
-            return False
-        return True
 
 
 def _not_connected(error: requests.RequestException) -> bool:

@@ -1,8 +1,11 @@
 """The status-check queue message: the contract an operator can also follow by hand.
 
-`{"upgradeId", "customerId", "productFamily", "correlationId"?, "attempt"?}` asks for one status check.
-`attempt` is the record's check count when the message was scheduled; a message older than the record is a
-duplicate. A message without `attempt` (hand-made by an operator) is always processed.
+`{"upgradeId", "customerId", "productFamily", "correlationId"?, "attempt"?, "callbackUrl"?}` asks for one
+status check. `attempt` is the record's check count when the message was scheduled; a message older than the
+record is a duplicate. A message without `attempt` (hand-made by an operator) is always processed.
+`callbackUrl` is the record's, carried so that an upgrade recovered from its message (its record was never
+written: the instance died, or storage failed, after Partner Center's 202) still calls back; the URL is
+checked against CALLBACK_ALLOWED_HOSTS when the callback is sent, as every callback is.
 """
 
 from __future__ import annotations
@@ -26,11 +29,19 @@ class TrackMessage:
     product_family: str
     correlation_id: str | None = None
     attempt: int | None = None
+    callback_url: str | None = None
 
     @classmethod
     def for_record(cls, record: UpgradeRecord) -> TrackMessage:
         """The next check of `record`: `attempt` is its check count, so older messages read as duplicates."""
-        return cls(record.upgrade_id, record.customer_id, record.product_family, record.correlation_id, record.checks)
+        return cls(
+            record.upgrade_id,
+            record.customer_id,
+            record.product_family,
+            record.correlation_id,
+            record.checks,
+            record.callback_url,
+        )
 
     @classmethod
     def parse(cls, text: str) -> TrackMessage:
@@ -50,6 +61,9 @@ class TrackMessage:
             raise InvalidMessage(f"productFamily must be {PRODUCT_FAMILY}")
         correlation_id = document.get("correlationId")
         attempt = document.get("attempt")
+        callback_url = document.get("callbackUrl")
+        if callback_url is not None and not isinstance(callback_url, str):
+            raise InvalidMessage("callbackUrl must be a string")
         return cls(
             upgrade_id=upgrade_id.lower(),
             customer_id=customer_id.lower(),
@@ -58,6 +72,7 @@ class TrackMessage:
             if isinstance(correlation_id, str) and is_guid(correlation_id)
             else None,
             attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else None,
+            callback_url=callback_url or None,
         )
 
     def to_json(self) -> str:
@@ -70,4 +85,6 @@ class TrackMessage:
             document["correlationId"] = self.correlation_id
         if self.attempt is not None:
             document["attempt"] = self.attempt
+        if self.callback_url:
+            document["callbackUrl"] = self.callback_url
         return json.dumps(document, separators=(",", ":"))

@@ -196,8 +196,14 @@ class Tracker:
         if self._on_final is not None:
             self._on_final(record)
 
+    def guard_callback(self, record: UpgradeRecord) -> None:
+        """Queue the next callback attempt of a final record before anything it guards happens: before this
+        attempt, and on the queue path before the final state is even written. Whatever instance dies after
+        this, and wherever, that message delivers (or finds the callback delivered and does nothing); it is
+        also the retry after a failed attempt. Raises UpgradeError when the queue is down (nothing sent yet)."""
+        self.schedule(record, policy.next_delay(self.settings, record.callback_attempts))
+
     def deliver(self, record: UpgradeRecord) -> None:
-        """One callback attempt; another is scheduled through the queue when it is worth it. Never raises."""
-        if self._callbacks.deliver_for(record):
-            self.schedule(record, policy.next_delay(self.settings, record.callback_attempts - 1))
+        """One callback attempt, its follow-up already queued by `guard_callback`. Never raises."""
+        self._callbacks.deliver_for(record)
         self.save(record)
