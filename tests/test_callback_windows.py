@@ -210,3 +210,44 @@ def test_an_upgrade_whose_record_write_died_with_its_instance_still_calls_back(
         "state": "delivered",
         "attempts": 1,
     }
+
+
+def test_an_upgrade_whose_instance_died_after_storing_its_replay_answer_still_calls_back(
+    app: AppHarness,
+    sandbox: Sandbox,
+    receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other window of the same write: the Idempotency-Key's answer is stored side by side with the record
+    and the first check's message, so an instance can die with the answer stored and neither of the others
+    written. The caller's retry gets the 202 replayed by another instance, then follows Location: the upgrade
+    must be tracked with its callback URL, not recovered without it."""
+    customer = str(uuid.uuid4())
+    sandbox.partner_center.add_customer(Customer(customer, progression=[Step(0, "Completed")]))
+    body = {"customerId": customer, "productFamily": "Azure", "callbackUrl": receiver.url}
+    key = {"Idempotency-Key": f"dies-{uuid.uuid4()}"}
+    tracker, idempotency = services().tracker, services().idempotency
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as dying:  # the instance dies before its record and message, and never cleans up
+        dying.setattr(tracker, "start", dies)
+        dying.setattr(idempotency, "release", dies)
+        with pytest.raises(Killed):
+            app.post(body, headers=key)
+    assert app.scheduled() == []  # no message, no record: only the stored answer (being written beside)
+
+    deadline = time.monotonic() + 30
+    while (replayed := app.post(body, headers=key)).status == 409:  # in flight until the answer lands
+        assert time.monotonic() < deadline, "the stored answer never landed"
+        time.sleep(0.05)
+    assert replayed.status == 202, replayed.body
+    upgrade_id = replayed.json()["upgradeId"]
+    virtual_clock.advance(STALE)
+    assert app.get(upgrade_id, customer).status in (200, 202)  # the caller follows Location
+    run_survivors(app, virtual_clock, start=0)
+
+    assert delivered_statuses(receiver) == {(upgrade_id, "Completed")}
+    assert app.get(upgrade_id, customer).json()["callback"]["url"] == receiver.url

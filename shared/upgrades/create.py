@@ -80,7 +80,9 @@ class UpgradeService:
                     "Idempotency-Key seen before with the same body; replaying upgrade %s",
                     claimed.body.get("upgradeId"),
                 )
-                return Accepted(claimed.body, claimed.retry_after)
+                replayed = Accepted(claimed.body, claimed.retry_after)
+                self._keep_tracked(request, replayed)
+                return replayed
             claim = claimed
             request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
         try:
@@ -89,6 +91,24 @@ class UpgradeService:
             if claim is not None:
                 self._idempotency().release(claim)
             raise
+
+    def _keep_tracked(self, request: UpgradeRequest, replayed: Accepted) -> None:
+        """A replay makes sure its upgrade is recorded and tracked, with this request's callbackUrl (the same
+        body, so the same URL). The first try's instance may have died after storing this answer and before its
+        record and first check were written (they run side by side, `_forward`): a GET on the Location would
+        then recover the upgrade without the callbackUrl, and nobody would call back. An existing record wins
+        (`Tracker.start`), so a replay of a tracked upgrade changes nothing. Never raises."""
+        now = self._clock.now()
+        record = UpgradeRecord.new(
+            replayed.upgrade_id,
+            replayed.customer_id,
+            now,
+            location=str(replayed.body.get("partnerCenterLocation") or f"productUpgrades/{replayed.upgrade_id}"),
+            correlation_id=replayed.body.get("correlationId"),
+            callback_url=request.callback_url,
+            next_check_at=now + self._settings.first_check_seconds,
+        )
+        self._tracker().start(record)
 
     def create_for_batch(
         self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget
