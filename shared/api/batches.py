@@ -8,8 +8,10 @@ import azure.functions as func
 from shared.api.http import _answer, _base_url, _json
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
+from shared.batches.cancel import BatchCancel
+from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
-from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
+from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord
 from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
@@ -29,9 +31,14 @@ def get_batch_customers(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, "GetBatchCustomers", _customers)
 
 
+def cancel_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "CancelBatch", _cancel)
+
+
 def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
-    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts)
+    hosts = app.settings.callback_allowed_hosts
+    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), hosts, req.params, app.clock.now())
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
     base = _base_url(req, app)
     started = app.batches.start(request, key, correlation_id, base)
@@ -49,10 +56,24 @@ def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 def batch_answer(app: Services, base: str, batch_id: str) -> func.HttpResponse:
     """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After."""
     batch = app.batches.read(batch_id)
+    return _batch_response(app, base, batch)
+
+
+def _batch_response(app: Services, base: str, batch: BatchRecord) -> func.HttpResponse:
     if batch.is_done:
         return _json(200, batch.to_resource(base), {})
-    location = app.follow_links.batch_location(base, batch_id)
-    return _json(202, batch.to_resource(base), {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+    rate = current_rate(app.table, app.settings.batch_calls_per_minute)
+    resource = batch.to_resource(base, estimated_completion(batch, app.clock.now(), rate))
+    location = app.follow_links.batch_location(base, batch.batch_id)
+    return _json(202, resource, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+
+
+def _cancel(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
+    assert batch_id
+    batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(batch_id)
+    return _batch_response(app, _base_url(req, app), batch)
 
 
 def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
@@ -62,7 +83,7 @@ def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     query = parse_customer_query(req.params)
     app.batches.read(batch_id)  # 404 for an unknown batch
     if "text/csv" in (req.headers.get("accept") or "").lower():
-        body = to_csv(app.batch_store.all_rows(batch_id))
+        body = to_csv(app.batch_store.all_rows(batch_id, query.outcome))
         return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
     rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
     token = encode_token(rows[query.top - 1].customer_id) if len(rows) > query.top else None

@@ -23,6 +23,9 @@ from shared.storage.records import UpgradeStore
 from shared.upgrades.create import UpgradeService
 from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest
 
+# An upgrade Partner Center created is recorded even on a row a cancel reached while the create was on the wire
+# (the one call a cancel cannot stop): the row shows the upgrade, and tracking takes it to its end.
+CREATED_FROM = frozenset({Outcome.PENDING, Outcome.CANCELLED})
 BUDGET_SECONDS = 120.0  # per customer; pacing waits count (each wait is at most pacing.MAX_INLINE_WAIT)
 ATTEMPTS_PER_CALL = 2  # in-process retries of a 5xx or timeout; the queue retries the rest
 
@@ -94,8 +97,8 @@ class CustomerWork:
         self._links.add(upgrade_id, batch.batch_id, customer_id)  # before the row says upgrading: see links.py
         record = self._records.get(upgrade_id)
         if record is not None and record.is_final:  # it finished before the link existed
-            return final_settlement(record, frozenset({Outcome.PENDING}))
-        return Settlement(customer_id, Outcome.UPGRADING, upgrade_id=upgrade_id)
+            return final_settlement(record, CREATED_FROM)
+        return Settlement(customer_id, Outcome.UPGRADING, upgrade_id=upgrade_id, from_outcomes=CREATED_FROM)
 
 
 def final_settlement(record: UpgradeRecord, from_outcomes: frozenset[Outcome]) -> Settlement:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.batches.cancel import MESSAGE_ROWS, BatchCancel
 from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
-from shared.batches.model import BatchRecord, Outcome, Settlement
+from shared.batches.model import BatchRecord, BatchState, Outcome, Settlement
 from shared.batches.outcomes import CustomerWork, Throttled, Transient
 from shared.batches.pacing import PaceDeferred, Pacer
 from shared.batches.store import BatchStore
@@ -63,9 +64,16 @@ class BatchWorker:
         if message.kind == "callback":
             self._completion.retry_callback(message.batch_id)
             return
+        if message.kind == "cancel":
+            BatchCancel(self._store, self._queue, self._completion, self._clock).settle_pending(
+                message.batch_id, MESSAGE_ROWS
+            )
+            return
         batch = self._store.get(message.batch_id)
         if batch is None:
             log.warning("batch %s is unknown; %s message ignored", message.batch_id, message.kind)
+            return
+        if not self._due(batch, message):
             return
         try:
             if message.kind == "customers":
@@ -78,6 +86,24 @@ class BatchWorker:
             if dequeue_count >= MAX_DEQUEUE_COUNT:
                 self._give_up(batch, message, error)
             raise
+
+    def _due(self, batch: BatchRecord, message: BatchMessage) -> bool:
+        """Work may start: the batch is not cancelled and its notBefore has come (an early message goes back on
+        the queue for the time left; the first one after it moves the batch from Scheduled to Running)."""
+        if batch.is_cancelled:
+            log.info("batch %s is %s; %s message dropped", batch.batch_id, batch.status, message.kind)
+            return False
+        left = (batch.not_before or 0.0) - self._clock.now()
+        if left > 0:
+            self._queue.send(message, left)
+            return False
+        while batch.status == BatchState.SCHEDULED:
+            batch.status, batch.updated_at = BatchState.RUNNING, self._clock.now()
+            if self._store.save(batch):
+                log.info("batch %s: notBefore has come; Running", batch.batch_id)
+                break
+            batch = self._store.get(batch.batch_id) or batch
+        return not batch.is_cancelled
 
     def _give_up(self, batch: BatchRecord, message: BatchMessage, error: Exception) -> None:
         """The message's last delivery failed too: end its work with a final outcome before it goes to poison
@@ -102,6 +128,8 @@ class BatchWorker:
         settlements: list[Settlement] = []
         transient: dict[str, str] = {}
         for index, customer_id in enumerate(pending):
+            if self._cancelled(batch.batch_id):
+                break
             try:
                 result = self._work.run(batch, customer_id)
             except PaceDeferred as deferred:
@@ -127,6 +155,14 @@ class BatchWorker:
         if transient and not exhausted:
             delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**message.attempt)
             self._requeue(batch, list(transient), message.attempt + 1, delay)
+
+    def _cancelled(self, batch_id: str) -> bool:
+        """Re-read right before a customer's Partner Center work: a cancel recorded since stops it."""
+        current = self._store.get(batch_id)
+        if current is None or current.is_cancelled:
+            log.info("batch %s was cancelled; no more Partner Center work for it", batch_id)
+            return True
+        return False
 
     def _requeue(self, batch: BatchRecord, customer_ids: Sequence[str], attempt: int, delay: float) -> None:
         again = BatchMessage("customers", batch.batch_id, customer_ids=tuple(customer_ids), attempt=attempt)
