@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from shared.batches.cancel import MESSAGE_ROWS, BatchCancel
 from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
-from shared.batches.model import BatchRecord, BatchState, Outcome, Settlement
+from shared.batches.model import BatchRecord, BatchState, Mode, Outcome, Settlement
 from shared.batches.outcomes import CustomerWork, Throttled, Transient
 from shared.batches.pacing import PaceDeferred, Pacer
 from shared.batches.store import BatchStore
@@ -141,6 +141,8 @@ class BatchWorker:
                 break
             if isinstance(result, Transient):
                 transient[customer_id] = result.reason
+            elif batch.mode == Mode.UPGRADE:  # a create cannot be undone: on record before the next customer's work
+                self._completion.settled(*self._store.settle(batch.batch_id, [result], self._clock.now(), known=rows))
             else:
                 settlements.append(result)
         exhausted = message.attempt + 1 >= MAX_ATTEMPTS
