@@ -11,6 +11,7 @@ stored batch is never started and the retry is a new batch.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ class BatchService:
 
     def _queue_first(self, batch: BatchRecord) -> None:
         kind = "callback" if batch.is_done else "list" if batch.all_customers else "plan"
-        delay = max(0.0, (batch.not_before or 0.0) - self._clock.now())  # the worker chains it past 7 days
+        delay = math.ceil(max(0.0, (batch.not_before or 0.0) - self._clock.now()))  # the worker chains past 7 days
         self._queue.send(BatchMessage(kind, batch.batch_id), delay)
         self._store.mark_queued(batch.batch_id)
         batch.queued = True

@@ -14,6 +14,7 @@ listed so far and records the refusal as the batch's `error`; and on a message's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from shared.batches.cancel import MESSAGE_ROWS, BatchCancel
@@ -95,7 +96,7 @@ class BatchWorker:
             return False
         left = (batch.not_before or 0.0) - self._clock.now()
         if left > 0:
-            self._queue.send(message, left)
+            self._queue.send(message, math.ceil(left))  # never early by a rounding: a 0 s delay would spin
             return False
         while batch.status == BatchState.SCHEDULED:
             batch.status, batch.updated_at = BatchState.RUNNING, self._clock.now()
