@@ -27,7 +27,7 @@ from test_e2e_devhost import ROOT, Client, checked, e2e_env, wait_for  # noqa: F
 from devhost import DevHost
 from localstack.azurite import Azurite
 from localstack.storage import app_queue_service
-from sandbox.fleet import Fleet, Kind
+from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
 from support.receiver import CallbackReceiver
 
@@ -165,3 +165,27 @@ def test_a_batch_message_delivered_twice_creates_nothing_twice_through_the_worke
     assert sandbox.partner_center.creates == creates
     assert outcomes(client, final["batchId"]) == dict.fromkeys(ids, "completed")
     assert requests.codes.ok == client.request("GET", f"/api/batches/{final['batchId']}").status_code
+
+
+def test_a_report_then_an_upgrade_of_its_eligible_rows_only_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    _, client = batch_app
+    fleet = fleet_of(sandbox, EVERY_KIND)
+    gone = moved_away(seed=uuid.uuid4().int % 10**9)  # answers 403 / 20002: `error` at once, never asked again
+    sandbox.partner_center.add_customer(gone)
+    ids = [c.customer_id for c in fleet.customers] + [gone.customer_id]
+
+    report = run_batch(client, {"productFamily": "Azure", "mode": "report", "customerIds": ids})
+    approved = run_batch(client, {"productFamily": "Azure", "mode": "upgrade", "fromBatch": report["batchId"],
+                                  "outcomes": ["eligible"]})  # fmt: skip
+
+    eligible = sorted(c for c, o in outcomes(client, report["batchId"]).items() if o == "eligible")
+    assert outcomes(client, report["batchId"])[gone.customer_id] == "error"
+    assert approved["fromBatch"] == report["batchId"] and approved["total"] == len(eligible)
+    creates = sorted(r.json["customerId"] for r in sandbox.partner_center.requests_to("create"))
+    assert creates == eligible
+    asked_gone = [
+        r for r in sandbox.partner_center.requests_to("eligibility") if r.json["customerId"] == gone.customer_id
+    ]
+    assert len(asked_gone) == 1
