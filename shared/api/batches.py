@@ -8,7 +8,6 @@ import azure.functions as func
 from shared.api.http import _answer, _base_url, _json
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
-from shared.batches.cancel import BatchCancel
 from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord
@@ -72,6 +71,8 @@ def _cancel(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
     assert batch_id
+    from shared.batches.cancel import BatchCancel  # noqa: PLC0415 - with the storage SDK, on this route only
+
     batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(batch_id)
     return _batch_response(app, _base_url(req, app), batch)
 

@@ -6,17 +6,22 @@ Partner Center's own upgrade time is left, and for a batch that is finished or c
 
 from __future__ import annotations
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient
+from typing import TYPE_CHECKING
 
 from shared.batches.model import BatchRecord, BatchState, Mode, Outcome
-from shared.batches.pacing import PARTITION
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+PARTITION = "throttle"  # pacing.PARTITION (not imported: pacing loads the storage SDK)
 
 CALLS_PER_ROW = {Mode.REPORT: 1, Mode.UPGRADE: 2}  # eligibility; eligibility and create
 
 
 def current_rate(table: TableClient, ceiling_per_minute: int) -> float:
     """Batch calls per minute the shared pace allows now."""
+    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - the SDK loads with the first read
+
     try:
         entity = table.get_entity(PARTITION, "pace")
     except ResourceNotFoundError:
