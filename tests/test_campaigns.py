@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +24,7 @@ from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
 from shared.batches.worker import BatchWorker
 from support.harness import AppHarness
+from support.receiver import CallbackReceiver
 
 PROBLEM = "urn:partner-center-upgrade:problem:"
 REPORT_ELIGIBLE = (Kind.ELIGIBLE, Kind.REFUSED, Kind.LINE_ITEM_FAILS)  # eligibility says eligible for these
@@ -270,6 +274,51 @@ def test_cancelling_a_scheduled_batch_ends_it_at_once_and_twice_answers_the_same
     assert first.status == second.status == 200
     assert first.json()["counts"] == second.json()["counts"] == app.get_batch(batch_id).json()["counts"]
     assert first.json()["counts"]["cancelled"] == 3
+    assert sandbox.partner_center.log == []
+
+
+@pytest.fixture
+def receiver(sandbox: Sandbox, configure: Callable[..., None]) -> Iterator[CallbackReceiver]:
+    with CallbackReceiver(sandbox.ca) as running:
+        configure(CALLBACK_ALLOWED_HOSTS=f"localhost:{running.port}")
+        yield running
+
+
+def test_a_cancelled_batch_calls_back_once_with_its_cancelled_resource(
+    app: AppHarness, sandbox: Sandbox, receiver: CallbackReceiver, virtual_clock: ManualClock
+) -> None:
+    fleet = fleet_of(sandbox, 3, eligible=1)
+    later = rfc3339(virtual_clock.now() + 3600)
+    batch_id = start(app, mode="report", customerIds=ids_of(fleet), notBefore=later, callbackUrl=receiver.url)[
+        "batchId"
+    ]
+
+    app.cancel_batch(batch_id)
+    app.cancel_batch(batch_id)
+    app.virtual_queues(virtual_clock).run()
+
+    [delivery] = receiver.deliveries
+    sent = json.loads(delivery.body)
+    assert sent["batchId"] == batch_id and sent["status"] == "Cancelled" and sent["counts"]["cancelled"] == 3
+    assert app.get_batch(batch_id).json()["callback"]["state"] == "delivered"
+
+
+def test_a_large_cancel_settles_the_first_rows_inline_and_the_rest_by_message_with_consistent_counts(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    customers = [str(uuid.uuid4()) for _ in range(450)]
+    batch_id = start(app, mode="report", customerIds=customers)["batchId"]
+
+    answer = app.cancel_batch(batch_id)
+
+    counts = answer.json()["counts"]
+    assert answer.status == 202 and answer.json()["status"] == "Cancelling"
+    assert counts["cancelled"] >= 300 and counts["cancelled"] + counts["pending"] == 450
+    assert Counter(outcomes(app, batch_id).values()) == {k: v for k, v in counts.items() if v}
+    app.virtual_queues(virtual_clock).run()
+    done = app.get_batch(batch_id)
+    assert done.status == 200 and done.json()["status"] == "Cancelled"
+    assert done.json()["counts"]["cancelled"] == 450 and done.json()["total"] == 450
     assert sandbox.partner_center.log == []
 
 
