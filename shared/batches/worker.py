@@ -10,6 +10,12 @@ No batch stays Running for good: a listing Partner Center refuses for good (4xx)
 listed so far and records the refusal as the batch's `error`; and on a message's last delivery (the host's
 `maxDequeueCount`) a failure first gives up its work: a `customers` message settles its pending customers as
 `error` ("gave up after N deliveries"), a `list` message ends the listing with the batch's `error`.
+
+Campaigns (docs/design.md): a message for a batch whose `notBefore` has not come goes back on the queue for the
+time left; a message for a cancelled batch is dropped; and a `customers` message re-reads the batch entity right
+before each customer's Partner Center work, so a cancel recorded meanwhile stops it at the next customer. In
+`upgrade` mode each customer's row is settled right after its create, so a cancel never takes a created upgrade
+for a pending row.
 """
 
 from __future__ import annotations
