@@ -223,8 +223,9 @@ def test_a_scheduled_batch_makes_no_partner_center_call_before_not_before(
 # --- cancel ----------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("checks", [4, 5], ids=["between-customers", "between-eligibility-and-create"])
 def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_every_create_after_it(
-    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock, monkeypatch: pytest.MonkeyPatch, checks: int
 ) -> None:
     fleet = fleet_of(sandbox, 45, eligible=1)
     batch_id = start(app, mode="upgrade", customerIds=ids_of(fleet))["batchId"]
@@ -235,8 +236,9 @@ def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_every_create_after_it(
     check = BatchWorker._cancelled
 
     def cancel_after_the_fourth(worker: BatchWorker, batch: str) -> bool:
-        if len(sandbox.partner_center.requests_to("create")) == 4 and not answers:
-            answers.append(app.cancel_batch(batch_id))  # a caller's cancel lands between two customers' work
+        creates, asked = (len(sandbox.partner_center.requests_to(r)) for r in ("create", "eligibility"))
+        if creates == 4 and asked == checks and not answers:
+            answers.append(app.cancel_batch(batch_id))  # a caller's cancel lands before the next Partner Center call
         return check(worker, batch)
 
     monkeypatch.setattr(BatchWorker, "_cancelled", cancel_after_the_fourth)
@@ -248,6 +250,7 @@ def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_every_create_after_it(
     assert cancelling.header("Location")
     assert cancelling.json()["counts"]["cancelled"] == 41 and cancelling.json()["counts"]["pending"] == 0
     assert len(sandbox.partner_center.requests_to("create")) == 4
+    assert len(sandbox.partner_center.requests_to("eligibility")) == checks
     app.virtual_queues(virtual_clock).run()  # tracking, and every batch message once more
     assert len(sandbox.partner_center.requests_to("create")) == 4
     done = app.get_batch(batch_id)

@@ -8,6 +8,7 @@ A 4xx that is not "not eligible" is `error` at once; a 429 or a transient failur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,10 @@ class Throttled:
 Result = Settlement | Transient | Throttled
 
 
+class BatchCancelled(Exception):
+    """The batch was cancelled: raised by the gate before a Partner Center call, so the call is never made."""
+
+
 class CustomerWork:
     def __init__(  # noqa: PLR0917 - the collaborators of one use case, built in shared/services.py
         self,
@@ -62,11 +67,17 @@ class CustomerWork:
         self._pacer = pacer
         self._clock = clock
 
-    def run(self, batch: BatchRecord, customer_id: str) -> Result:
-        """Raises `PaceDeferred` when the pace says wait longer than a function should."""
-        budget = Budget(
-            BUDGET_SECONDS, self._clock, ATTEMPTS_PER_CALL, wait_when_throttled=False, gate=self._pacer.acquire
-        )
+    def run(self, batch: BatchRecord, customer_id: str, running: Callable[[], bool] | None = None) -> Result:
+        """Raises `PaceDeferred` when the pace says wait longer than a function should, and `BatchCancelled` when
+        `running` (asked right before every Partner Center call, after its pace slot) says the batch was
+        cancelled."""
+
+        def gate() -> None:
+            self._pacer.acquire()
+            if running is not None and not running():
+                raise BatchCancelled(batch.batch_id)
+
+        budget = Budget(BUDGET_SECONDS, self._clock, ATTEMPTS_PER_CALL, wait_when_throttled=False, gate=gate)
         try:
             if batch.mode == Mode.REPORT:
                 return self._report(customer_id, batch, budget)

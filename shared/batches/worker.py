@@ -13,7 +13,8 @@ listed so far and records the refusal as the batch's `error`; and on a message's
 
 Campaigns (docs/design.md): a message for a batch whose `notBefore` has not come goes back on the queue for the
 time left; a message for a cancelled batch is dropped; and a `customers` message re-reads the batch entity right
-before each customer's Partner Center work, so a cancel recorded meanwhile stops it at the next customer. In
+before each Partner Center call (eligibility, create: the pace gate), so a cancel recorded meanwhile stops it
+before its next call. In
 `upgrade` mode each customer's row is settled right after its create, so a cancel never takes a created upgrade
 for a pending row.
 """
@@ -27,7 +28,7 @@ from shared.batches.cancel import MESSAGE_ROWS, BatchCancel
 from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import BatchRecord, BatchState, Mode, Outcome, Settlement
-from shared.batches.outcomes import CustomerWork, Throttled, Transient
+from shared.batches.outcomes import BatchCancelled, CustomerWork, Throttled, Transient
 from shared.batches.pacing import PaceDeferred, Pacer
 from shared.batches.store import BatchStore
 from shared.clock import Clock
@@ -135,10 +136,10 @@ class BatchWorker:
         settlements: list[Settlement] = []
         transient: dict[str, str] = {}
         for index, customer_id in enumerate(pending):
-            if self._cancelled(batch.batch_id):
-                break
             try:
-                result = self._work.run(batch, customer_id)
+                result = self._work.run(batch, customer_id, lambda: not self._cancelled(batch.batch_id))
+            except BatchCancelled:
+                break
             except PaceDeferred as deferred:
                 self._requeue(batch, pending[index:], message.attempt, deferred.seconds)
                 break
@@ -166,7 +167,7 @@ class BatchWorker:
             self._requeue(batch, list(transient), message.attempt + 1, delay)
 
     def _cancelled(self, batch_id: str) -> bool:
-        """Re-read right before a customer's Partner Center work: a cancel recorded since stops it."""
+        """Re-read right before each Partner Center call of a customer's work: a cancel recorded since stops it."""
         current = self._store.get(batch_id)
         if current is None or current.is_cancelled:
             log.info("batch %s was cancelled; no more Partner Center work for it", batch_id)
