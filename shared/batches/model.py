@@ -145,12 +145,6 @@ class BatchRecord:
         if self.callback_url and self.callback_state == CallbackState.NONE:
             self.callback_state = CallbackState.PENDING
 
-    def reopen_if_upgrading(self) -> None:
-        """A create that was on the wire when the cancel was recorded made an upgrade after the batch became
-        Cancelled: it is Cancelling again until that upgrade is final (its callback was already sent, if any)."""
-        if self.status == BatchState.CANCELLED and self.counts[Outcome.UPGRADING]:
-            self.status, self.cancelled_at = BatchState.CANCELLING, None
-
     def to_resource(self, base_url: str, estimated_completion_at: float | None = None) -> dict[str, Any]:
         return {
             "batchId": self.batch_id,

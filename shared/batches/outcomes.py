@@ -25,7 +25,8 @@ from shared.upgrades.create import UpgradeService
 from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest
 
 # An upgrade Partner Center created is recorded even on a row a cancel reached while the create was on the wire
-# (the one call a cancel cannot stop): the row shows the upgrade, and tracking takes it to its end.
+# (the one call a cancel cannot stop): the row shows the upgrade, and tracking takes it to its end, also in a
+# batch that is Cancelled already (a final status never goes back; docs/design.md "Campaigns").
 CREATED_FROM = frozenset({Outcome.PENDING, Outcome.CANCELLED})
 BUDGET_SECONDS = 120.0  # per customer; pacing waits count (each wait is at most pacing.MAX_INLINE_WAIT)
 ATTEMPTS_PER_CALL = 2  # in-process retries of a 5xx or timeout; the queue retries the rest

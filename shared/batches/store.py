@@ -153,7 +153,6 @@ class BatchStore:
             operations = _row_updates(batch_id, rows, by_id, record, now)
             if not operations and (not finish_listing or record.listing_done):
                 return record, False
-            record.reopen_if_upgrading()
             if finish_listing and not record.listing_done:
                 record.error = record.error or error
             record.listing_done = record.listing_done or finish_listing
