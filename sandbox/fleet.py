@@ -15,6 +15,9 @@ Kinds (the batch outcomes they lead to, docs/design.md "Batches"):
   900120 "Cannot process Azure upgrade" is its code for an upgrade it will not do).
 - `lineItemFails`: like `eligible`, but the upgrade ends Completed with its line item Failed.
 
+Outside the mix, `moved_away()` makes a customer that moved to another partner: every call about it is refused
+with 403 / 20002 ("no commerce relationship"), a per-customer code Partner Center documents as final.
+
 The same count, seed, mix and `complete_after` always give the same customers (ids, names, kinds, reasons). The
 share of each kind is the mix, apportioned exactly (largest remainder), then shuffled with the seed.
 """
@@ -60,6 +63,23 @@ NO_MCA = (
     "900120",
     "Cannot process Azure upgrade. The customer has not accepted the Microsoft Customer Agreement.",
 )
+
+NO_RELATIONSHIP_CODE = "20002"  # docs/partner-center-api.md §1: per customer, final
+
+
+def moved_away(seed: int = 0, company_name: str = "Moved Away Ltd") -> Customer:
+    """A customer that moved to another partner: every call about it (eligibility, create) is refused with
+    403 / 20002 "no commerce relationship", as Partner Center answers for a customer an old list still names."""
+    customer_id = _guid(random.Random(seed))
+    description = f"The partner ID 4f1c0e7a has no commerce relationship with the customer ID {customer_id}."
+    return Customer(
+        customer_id=customer_id,
+        name="movedAway",
+        company_name=company_name,
+        refusal=(403, NO_RELATIONSHIP_CODE, description),
+        summary="moved to another partner: every call is refused with 403 20002",
+    )
+
 
 _NAMES = (
     "Contoso", "Fabrikam", "Northwind", "Adventure Works", "Tailspin", "Woodgrove", "Litware", "Proseware",

@@ -185,8 +185,9 @@ class PartnerCenterStandIn(StandIn):
         return Response(202, None, {"Location": f"productUpgrades/{upgrade_id}"})
 
     def _refuse_create(self, customer: Customer) -> Response | None:
-        if customer.create_error is not None:
-            return _error(*customer.create_error)
+        refusal = customer.refusal or customer.create_error
+        if refusal is not None:
+            return _error(*refusal)
         active = self._active_upgrade(customer.customer_id)
         if active is not None:
             return _error(409, "900109", f"Not allowed because original upgrade {active} is still in progress.")
@@ -202,6 +203,8 @@ class PartnerCenterStandIn(StandIn):
         customer = self.customer(customer_id)
         if customer.latency > 0:
             time.sleep(customer.latency)
+        if customer.refusal is not None:
+            return _error(*customer.refusal)
         body: dict[str, Any] = {"customerId": customer_id, "productFamily": family, "isEligible": customer.eligible}
         with self._lock:
             upgrade_id = customer.existing_upgrade_id or self._active_upgrade(customer_id)

@@ -37,6 +37,7 @@ class Customer:
     reason: str | None = None
     existing_upgrade_id: str | None = None
     create_error: tuple[int, str, str] | None = None  # (HTTP status, Partner Center code, description)
+    refusal: tuple[int, str, str] | None = None  # like create_error, but for every call about the customer
     progression: list[Step] = field(default_factory=lambda: list(DEFAULT_PROGRESSION))
     latency: float = 0.0
     name: str = ""  # a short handle for demos and tests ("slow")

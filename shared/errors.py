@@ -168,6 +168,21 @@ class PartnerCenterFailed(UpgradeError):
         self.partner_center = fault
 
 
+class PartnerCenterAccessDenied(PartnerCenterFailed):
+    """Partner Center refused the partner's own set-up (e.g. 403 / 2032 access denied): an operator must fix the
+    integration user's roles or the partner's programme; no customer's request can succeed until then."""
+
+    status, slug, title = 502, "partner-center-access-denied", "Partner Center denied the partner access"
+
+
+class BatchNotFinished(UpgradeError):
+    status, slug, title = 409, "batch-not-finished", "The source batch has not finished"
+
+
+class BatchFinished(UpgradeError):
+    status, slug, title = 409, "batch-finished", "The batch has already finished"
+
+
 class PartnerCenterTimeout(UpgradeError):
     status, slug, title = 504, "partner-center-timeout", "Partner Center did not answer in time"
 

@@ -96,7 +96,8 @@ def outcome_by_customer(app: AppHarness, batch_id: str) -> dict[str, str]:
 
 def expected_counts(outcomes: dict[str, str]) -> dict[str, int]:
     counts = dict.fromkeys(
-        ("pending", "eligible", "notEligible", "hasUpgrade", "upgrading", "completed", "failed", "error"), 0
+        ("pending", "eligible", "notEligible", "hasUpgrade", "upgrading", "completed", "failed", "error", "cancelled"),
+        0,
     )
     counts.update(Counter(outcomes.values()))
     return counts

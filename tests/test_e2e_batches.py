@@ -27,8 +27,9 @@ from test_e2e_devhost import ROOT, Client, checked, e2e_env, wait_for  # noqa: F
 from devhost import DevHost
 from localstack.azurite import Azurite
 from localstack.storage import app_queue_service
-from sandbox.fleet import Fleet, Kind
+from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
+from sandbox.upgrades import Customer, Step
 from shared.api.queue_threads import BATCH_THREADS
 from support.receiver import CallbackReceiver
 
@@ -198,3 +199,71 @@ def test_http_routes_answer_while_batch_work_is_stuck_on_partner_center_through_
         assert gate.waiting <= BATCH_THREADS  # the batch's own pool bounds what one instance has stuck
     final = client.follow(accepted.headers["Location"], until=lambda r: r.status_code != 202, timeout=45)
     assert final.status_code == 200 and final.json()["counts"]["eligible"] == len(ids)
+
+
+def test_a_report_then_an_upgrade_of_its_eligible_rows_only_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    _, client = batch_app
+    fleet = fleet_of(sandbox, EVERY_KIND)
+    gone = moved_away(seed=uuid.uuid4().int % 10**9)  # answers 403 / 20002: `error` at once, never asked again
+    sandbox.partner_center.add_customer(gone)
+    ids = [c.customer_id for c in fleet.customers] + [gone.customer_id]
+
+    report = run_batch(client, {"productFamily": "Azure", "mode": "report", "customerIds": ids})
+    approved = run_batch(client, {"productFamily": "Azure", "mode": "upgrade", "fromBatch": report["batchId"],
+                                  "outcomes": ["eligible"]})  # fmt: skip
+
+    eligible = sorted(c for c, o in outcomes(client, report["batchId"]).items() if o == "eligible")
+    assert outcomes(client, report["batchId"])[gone.customer_id] == "error"
+    assert approved["fromBatch"] == report["batchId"] and approved["total"] == len(eligible)
+    creates = sorted(r.json["customerId"] for r in sandbox.partner_center.requests_to("create"))
+    assert creates == eligible
+    asked_gone = [
+        r for r in sandbox.partner_center.requests_to("eligibility") if r.json["customerId"] == gone.customer_id
+    ]
+    assert len(asked_gone) == 1
+
+
+def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_its_creates_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    _, client = batch_app
+    customers = [
+        Customer(str(uuid.uuid4()), latency=0.2, progression=[Step(0, "InProgress"), Step(1, "Completed")])
+        for _ in range(30)
+    ]  # each call takes 0.2 s: the batch is still running when the cancel comes
+    for customer in customers:
+        sandbox.partner_center.add_customer(customer)
+    ids = {c.customer_id for c in customers}
+
+    def creates() -> list[float]:
+        return [r.at for r in sandbox.partner_center.requests_to("create") if r.json["customerId"] in ids]
+
+    body = {"productFamily": "Azure", "mode": "upgrade", "customerIds": sorted(ids)}
+    accepted = client.request("POST", "/api/batches", json=body)
+    assert accepted.status_code == 202, accepted.text
+    batch_id = accepted.json()["batchId"]
+    wait_for(lambda: len(creates()) >= 2, 30, "the first creates")
+
+    cancelled = client.request("POST", f"/api/batches/{batch_id}/cancel")
+    recorded = time.time()
+
+    assert cancelled.status_code in (200, 202), cancelled.text
+    assert cancelled.json()["status"] in ("Cancelling", "Cancelled") and cancelled.json()["counts"]["cancelled"] > 0
+    final = client.follow(cancelled.headers.get("Location") or accepted.headers["Location"],
+                          until=lambda r: r.status_code != 202, timeout=45)  # fmt: skip
+    assert final.status_code == 200 and final.json()["status"] == "Cancelled"
+    made = creates()
+    late = [at for at in made if at > recorded]
+    assert len(late) <= 2, f"creates after the cancel was recorded: {late}"  # at most one on the wire per message
+
+    def settled() -> dict[str, int] | None:  # every upgrade made is tracked to its end, even one on the wire
+        counts: dict[str, int] = client.request("GET", f"/api/batches/{batch_id}").json()["counts"]
+        return counts if counts["completed"] == len(made) and not counts["upgrading"] else None
+
+    counts = wait_for(settled, 20, "the upgrades made before the cancel to complete")
+    assert counts["completed"] + counts["cancelled"] == 30 and counts["pending"] == 0
+    assert sorted(c for c, o in outcomes(client, batch_id).items() if o == "completed") == sorted(
+        r.json["customerId"] for r in sandbox.partner_center.requests_to("create") if r.json["customerId"] in ids
+    )

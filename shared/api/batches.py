@@ -9,8 +9,9 @@ from shared.api.accept import prefers
 from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
+from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
-from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
+from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord
 from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
@@ -31,9 +32,14 @@ def get_batch_customers(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, "GetBatchCustomers", _customers)
 
 
+def cancel_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "CancelBatch", _cancel)
+
+
 def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
-    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts)
+    hosts = app.settings.callback_allowed_hosts
+    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), hosts, req.params, app.clock.now())
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
     base = _base_url(req, app)
     started = app.batches.start(request, key, correlation_id, base)
@@ -56,18 +62,33 @@ def batch_answer(
     follow link, so the page's CSV link is a follow link too (else the keyed customers route), and the callback
     URL is null: it may carry a SAS signature that a link holder must not learn."""
     batch = app.batches.read(batch_id)
-    resource = without_callback_url(batch.to_resource(base)) if followed else batch.to_resource(base)
+    return _batch_response(app, base, batch, accept, followed=followed)
+
+
+def _batch_response(
+    app: Services, base: str, batch: BatchRecord, accept: str | None = None, *, followed: bool = False
+) -> func.HttpResponse:
+    estimate = None
+    if not batch.is_done:
+        estimate = estimated_completion(
+            batch, app.clock.now(), current_rate(app.table, app.settings.batch_calls_per_minute)
+        )
+    resource = batch.to_resource(base, estimate)
+    if followed:
+        resource = without_callback_url(resource)
     if prefers(accept, PAGE_CHOICES) == "text/html":
         from shared.api import progress_page  # noqa: PLC0415 - loads for browsers only
         from shared.batches.reasons import top_reasons  # noqa: PLC0415
 
-        csv_url = app.follow_links.batch_customers_location(base, batch_id) if followed else resource["customersUri"]
+        csv_url = (
+            app.follow_links.batch_customers_location(base, batch.batch_id) if followed else resource["customersUri"]
+        )
         refresh = None if batch.is_done else RUNNING_RETRY_AFTER_SECONDS
-        page = progress_page.render(resource, top_reasons(app.batch_store, batch_id), csv_url, refresh)
+        page = progress_page.render(resource, top_reasons(app.batch_store, batch.batch_id), csv_url, refresh)
         return progress_page.page_response(page)
     if batch.is_done:
         return _json(200, resource, {})
-    location = app.follow_links.batch_location(base, batch_id)
+    location = app.follow_links.batch_location(base, batch.batch_id)
     return _json(202, resource, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
 
 
@@ -85,6 +106,16 @@ def batch_csv_answer(app: Services, batch_id: str) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=200, headers=headers, mimetype="text/csv", charset="utf-8")
 
 
+def _cancel(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    app = services()
+    batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
+    assert batch_id
+    from shared.batches.cancel import BatchCancel  # noqa: PLC0415 - with the storage SDK, on this route only
+
+    batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(batch_id)
+    return _batch_response(app, _base_url(req, app), batch)
+
+
 def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
@@ -92,7 +123,7 @@ def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     query = parse_customer_query(req.params)
     app.batches.read(batch_id)  # 404 for an unknown batch
     if prefers(req.headers.get("accept"), ["application/json", "text/csv"]) == "text/csv":
-        body = to_csv(app.batch_store.all_rows(batch_id))
+        body = to_csv(app.batch_store.all_rows(batch_id, query.outcome))
         return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
     rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
     token = encode_token(rows[query.top - 1].customer_id) if len(rows) > query.top else None

@@ -45,7 +45,7 @@ class BatchCompletion:
         """After a settle: the caller that completed the batch sends its callback."""
         if batch is None or not completed:
             return
-        log.info("batch %s is Completed: %s", batch.batch_id, {str(k): v for k, v in batch.counts.items() if v})
+        log.info("batch %s is %s: %s", batch.batch_id, batch.status, {str(k): v for k, v in batch.counts.items() if v})
         if batch.callback_state == CallbackState.PENDING:
             self.deliver(batch)
 

@@ -1,7 +1,8 @@
 """Batch and customer-row records as Table entities, all in one partition per batch:
 
 - `PartitionKey = "batch|{batchId}"`, `RowKey = "batch"`: the batch, with one `count_<outcome>` column per outcome;
-- `PartitionKey = "batch|{batchId}"`, `RowKey = "c|{customerId}"`: one row per customer.
+- `PartitionKey = "batch|{batchId}"`, `RowKey = "c|{customerId}"`: one row per customer;
+- `PartitionKey = "batch|{batchId}"`, `RowKey = "x|{customerId}"`: a customer `excludeCustomerIds` keeps out.
 
 One partition makes a customer row and the batch's counts changeable together in one entity-group transaction.
 """
@@ -15,6 +16,7 @@ from shared.upgrades.model import CallbackState
 
 BATCH_ROW = "batch"
 ROW_PREFIX = "c|"
+EXCLUDED_PREFIX = "x|"  # `x|{customerId}`: a customer excludeCustomerIds keeps out of the batch
 
 
 def partition(batch_id: str) -> str:
@@ -23,6 +25,14 @@ def partition(batch_id: str) -> str:
 
 def row_key(customer_id: str) -> str:
     return ROW_PREFIX + customer_id
+
+
+def excluded_key(customer_id: str) -> str:
+    return EXCLUDED_PREFIX + customer_id
+
+
+def excluded_entity(batch_id: str, customer_id: str) -> dict[str, Any]:
+    return {"PartitionKey": partition(batch_id), "RowKey": excluded_key(customer_id)}
 
 
 def batch_entity(record: BatchRecord) -> dict[str, Any]:
@@ -44,6 +54,10 @@ def batch_entity(record: BatchRecord) -> dict[str, Any]:
         "baseUrl": record.base_url,
         "error": record.error,
         "queued": record.queued,
+        "notBefore": record.not_before,
+        "fromBatch": record.from_batch,
+        "cancelledAt": record.cancelled_at,
+        "excluded": record.excluded,
         **{f"count_{o}": record.counts[o] for o in Outcome},
     }
     return {k: v for k, v in entity.items() if v is not None}
@@ -68,6 +82,10 @@ def batch_from(entity: dict[str, Any], etag: str | None) -> BatchRecord:
         base_url=entity.get("baseUrl", ""),
         error=entity.get("error"),
         queued=bool(entity.get("queued", True)),
+        not_before=_float(entity.get("notBefore")),
+        from_batch=entity.get("fromBatch"),
+        cancelled_at=_float(entity.get("cancelledAt")),
+        excluded=int(entity.get("excluded", 0)),
         etag=etag,
     )
 

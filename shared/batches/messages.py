@@ -1,4 +1,4 @@
-"""The batch queue `%UPGRADE_BATCH_QUEUE%`: Base64 JSON messages, one of four kinds, all naming `batchId`:
+"""The batch queue `%UPGRADE_BATCH_QUEUE%`: Base64 JSON messages, one of five kinds, all naming `batchId`:
 
 - `{"kind": "list", "batchId", "next": null | {"uri", "headers": [{"key", "value"}]}}`: list one page of the
   partner's customers (`GET /v1/customers`, then `links.next`), add them to the batch, queue their work and the
@@ -8,7 +8,11 @@
 - `{"kind": "plan", "batchId", "after": null | customerId}`: queue the work of the next pending rows of a
   `customerIds` batch (in customer-id order, after `after`), then the next plan message.
 - `{"kind": "customers", "batchId", "customerIds": [...], "attempt": n}`: the work of up to `CHUNK` customers.
-- `{"kind": "callback", "batchId"}`: (re)try the completed batch's callback.
+- `{"kind": "callback", "batchId"}`: (re)try the finished batch's callback.
+- `{"kind": "cancel", "batchId"}`: move the next pending rows of a cancelling batch to `cancelled` (`cancel.py`).
+
+Every kind but `callback` and `cancel` waits for the batch's `notBefore`: a message that arrives earlier goes back
+on the queue with the time left (at most the queue's 7-day visibility delay, so a far schedule chains messages).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 CHUNK = 20  # customers per work message: ~20-40 Partner Center calls, well inside the visibility timeout
-KINDS = ("list", "plan", "customers", "callback")
+KINDS = ("list", "plan", "customers", "callback", "cancel")
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600 - 60
 CONTINUATION_HEADER = "MS-ContinuationToken"
 # `/customers?...` relative to {base}/v1; the query holds RFC 3986 query characters only (no `#`, no space)

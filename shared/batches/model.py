@@ -26,8 +26,15 @@ class Mode(StrEnum):
 
 
 class BatchState(StrEnum):
+    SCHEDULED = "Scheduled"
     RUNNING = "Running"
     COMPLETED = "Completed"
+    CANCELLING = "Cancelling"
+    CANCELLED = "Cancelled"
+
+
+FINAL_STATES = frozenset({BatchState.COMPLETED, BatchState.CANCELLED})
+CANCELLED_STATES = frozenset({BatchState.CANCELLING, BatchState.CANCELLED})
 
 
 class Outcome(StrEnum):
@@ -39,6 +46,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ERROR = "error"
+    CANCELLED = "cancelled"
 
 
 OPEN_OUTCOMES = frozenset({Outcome.PENDING, Outcome.UPGRADING})  # the batch runs while a row is in one of these
@@ -48,18 +56,24 @@ OPEN_OUTCOMES = frozenset({Outcome.PENDING, Outcome.UPGRADING})  # the batch run
 class BatchRequest:
     mode: Mode
     product_family: str
-    customer_ids: tuple[str, ...] | None  # None: allCustomers
+    customer_ids: tuple[str, ...] | None  # None: allCustomers (or fromBatch)
     callback_url: str | None
+    from_batch: str | None = None
+    outcomes: tuple[Outcome, ...] = ()  # the source rows fromBatch selects
+    excluded: tuple[str, ...] = ()  # excludeCustomerIds, lower case
+    not_before: float | None = None
 
     @property
     def all_customers(self) -> bool:
-        return self.customer_ids is None
+        return self.customer_ids is None and self.from_batch is None
 
     def fingerprint(self) -> str:
-        """Identifies the request's meaning, for Idempotency-Key comparison."""
-        canonical = json.dumps(
-            [self.mode, self.product_family, self.customer_ids, self.callback_url], separators=(",", ":")
-        )
+        """Identifies the request's meaning, for Idempotency-Key comparison. The campaign fields join the list only
+        when given, so a request without them keeps the fingerprint it always had."""
+        parts: list[object] = [self.mode, self.product_family, self.customer_ids, self.callback_url]
+        if self.from_batch or self.excluded or self.not_before is not None:
+            parts += [self.from_batch, sorted(self.outcomes), sorted(self.excluded), self.not_before]
+        canonical = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -86,6 +100,10 @@ class BatchRecord:
     base_url: str = ""  # where the batch was submitted: the callback's URLs are built on it
     error: str | None = None  # why the batch ended short of its customer list (the listing was refused or given up)
     queued: bool = True  # its first message is on the queue (False from storing until then: a POST retry sends it)
+    not_before: float | None = None  # no Partner Center call for the batch before this
+    from_batch: str | None = None  # the batch whose rows it was made from
+    cancelled_at: float | None = None
+    excluded: int = 0  # excludeCustomerIds kept as `x|{customerId}` entities (for allCustomers listing)
     etag: str | None = None
 
     @property
@@ -95,21 +113,39 @@ class BatchRecord:
 
     @property
     def is_done(self) -> bool:
-        return self.status == BatchState.COMPLETED
+        return self.status in FINAL_STATES
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Cancelling or Cancelled: no Partner Center call may start for it."""
+        return self.status in CANCELLED_STATES
+
+    @property
+    def rows_left(self) -> int:
+        return self.counts[Outcome.PENDING] + self.counts[Outcome.UPGRADING]
 
     def may_complete(self) -> bool:
-        """Every customer has a final outcome (and the list is complete), while the record still says Running."""
+        """Every customer has a final outcome (and the list is complete), while the record is not final yet; a
+        cancelling batch is final once no upgrade is in flight."""
+        if self.status == BatchState.CANCELLING:
+            return not any(self.counts[o] for o in OPEN_OUTCOMES)
         return (
-            self.status == BatchState.RUNNING and self.listing_done and not any(self.counts[o] for o in OPEN_OUTCOMES)
+            self.status in (BatchState.SCHEDULED, BatchState.RUNNING)
+            and self.listing_done
+            and not any(self.counts[o] for o in OPEN_OUTCOMES)
         )
 
     def complete(self, now: float) -> None:
-        self.status = BatchState.COMPLETED
-        self.completed_at = now
+        if self.status == BatchState.CANCELLING:
+            self.status = BatchState.CANCELLED
+            self.cancelled_at = now
+        else:
+            self.status = BatchState.COMPLETED
+            self.completed_at = now
         if self.callback_url and self.callback_state == CallbackState.NONE:
             self.callback_state = CallbackState.PENDING
 
-    def to_resource(self, base_url: str) -> dict[str, Any]:
+    def to_resource(self, base_url: str, estimated_completion_at: float | None = None) -> dict[str, Any]:
         return {
             "batchId": self.batch_id,
             "mode": str(self.mode),
@@ -120,6 +156,10 @@ class BatchRecord:
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
             "completedAt": iso(self.completed_at),
+            "notBefore": iso(self.not_before),
+            "fromBatch": self.from_batch,
+            "cancelledAt": iso(self.cancelled_at),
+            "estimatedCompletionAt": iso(estimated_completion_at),
             "correlationId": self.correlation_id,
             "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
             "statusUri": batch_status_uri(base_url, self.batch_id),

@@ -8,6 +8,7 @@ A 4xx that is not "not eligible" is `error` at once; a 429 or a transient failur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ from shared.storage.records import UpgradeStore
 from shared.upgrades.create import UpgradeService
 from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest
 
+# An upgrade Partner Center created is recorded even on a row a cancel reached while the create was on the wire
+# (the one call a cancel cannot stop): the row shows the upgrade, and tracking takes it to its end, also in a
+# batch that is Cancelled already (a final status never goes back; docs/design.md "Campaigns").
+CREATED_FROM = frozenset({Outcome.PENDING, Outcome.CANCELLED})
 BUDGET_SECONDS = 120.0  # per customer; pacing waits count (at most pacing.MAX_WAIT_PER_MESSAGE per message)
 ATTEMPTS_PER_CALL = 2  # in-process retries of a 5xx or timeout; the queue retries the rest
 
@@ -42,6 +47,10 @@ class Throttled:
 Result = Settlement | Transient | Throttled
 
 
+class BatchCancelled(Exception):
+    """The batch was cancelled: raised by the gate before a Partner Center call, so the call is never made."""
+
+
 class CustomerWork:
     def __init__(  # noqa: PLR0917 - the collaborators of one use case, built in shared/services.py
         self,
@@ -59,15 +68,23 @@ class CustomerWork:
         self._pacer = pacer
         self._clock = clock
 
-    def run(self, batch: BatchRecord, customer_id: str, allowance: WaitAllowance) -> Result:
-        """Raises `PaceDeferred` when the pace says wait longer than the message's `allowance` has left."""
-        budget = Budget(
-            BUDGET_SECONDS,
-            self._clock,
-            ATTEMPTS_PER_CALL,
-            wait_when_throttled=False,
-            gate=lambda: self._pacer.acquire(allowance),
-        )
+    def run(
+        self,
+        batch: BatchRecord,
+        customer_id: str,
+        allowance: WaitAllowance,
+        running: Callable[[], bool] | None = None,
+    ) -> Result:
+        """Raises `PaceDeferred` when the pace says wait longer than the message's `allowance` has left, and
+        `BatchCancelled` when `running` (asked right before every Partner Center call, after its pace slot) says
+        the batch was cancelled."""
+
+        def gate() -> None:
+            self._pacer.acquire(allowance)
+            if running is not None and not running():
+                raise BatchCancelled(batch.batch_id)
+
+        budget = Budget(BUDGET_SECONDS, self._clock, ATTEMPTS_PER_CALL, wait_when_throttled=False, gate=gate)
         try:
             if batch.mode == Mode.REPORT:
                 return self._report(customer_id, batch, budget)
@@ -98,8 +115,8 @@ class CustomerWork:
         self._links.add(upgrade_id, batch.batch_id, customer_id)  # before the row says upgrading: see links.py
         record = self._records.get(upgrade_id)
         if record is not None and record.is_final:  # it finished before the link existed
-            return final_settlement(record, frozenset({Outcome.PENDING}))
-        return Settlement(customer_id, Outcome.UPGRADING, upgrade_id=upgrade_id)
+            return final_settlement(record, CREATED_FROM)
+        return Settlement(customer_id, Outcome.UPGRADING, upgrade_id=upgrade_id, from_outcomes=CREATED_FROM)
 
 
 def final_settlement(record: UpgradeRecord, from_outcomes: frozenset[Outcome]) -> Settlement:

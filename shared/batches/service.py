@@ -11,6 +11,7 @@ stored batch is never started and the retry is a new batch.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ from shared.batches.model import (
     RUNNING_RETRY_AFTER_SECONDS,
     BatchRecord,
     BatchRequest,
+    BatchState,
     CustomerRow,
     Outcome,
 )
 from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
-from shared.errors import BatchNotFound
+from shared.errors import BatchNotFinished, BatchNotFound
 from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
 
 log = get_logger(__name__)
@@ -76,11 +78,14 @@ class BatchService:
         return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
 
     def _queue_first(self, batch: BatchRecord) -> None:
-        self._queue.send(BatchMessage("list" if batch.all_customers else "plan", batch.batch_id))
+        kind = "callback" if batch.is_done else "list" if batch.all_customers else "plan"
+        delay = math.ceil(max(0.0, (batch.not_before or 0.0) - self._clock.now()))  # the worker chains past 7 days
+        self._queue.send(BatchMessage(kind, batch.batch_id), delay)
         self._store.mark_queued(batch.batch_id)
         batch.queued = True
 
     def _store_batch(self, request: BatchRequest, correlation_id: str, base_url: str) -> BatchRecord:
+        rows = self._selected_rows(request)
         now = self._clock.now()
         batch = BatchRecord(
             batch_id=str(uuid.uuid4()),
@@ -91,15 +96,40 @@ class BatchService:
             correlation_id=correlation_id,
             all_customers=request.all_customers,
             listing_done=not request.all_customers,
+            status=BatchState.RUNNING if request.not_before is None else BatchState.SCHEDULED,
             callback_url=request.callback_url,
             base_url=base_url,
             queued=False,
+            not_before=request.not_before,
+            from_batch=request.from_batch,
+            excluded=len(request.excluded) if request.all_customers else 0,
         )
-        ids = request.customer_ids or ()
-        batch.counts[Outcome.PENDING] = len(ids)
-        self._store.create(batch, [CustomerRow(c, updated_at=now) for c in ids])
-        log.info("batch %s stored: %s mode, %s", batch.batch_id, batch.mode, f"{len(ids)} customers" if ids else "all")
+        for row in rows:
+            row.updated_at = now
+        batch.counts[Outcome.PENDING] = len(rows)
+        if batch.may_complete():  # every customer was excluded, or the source had no such rows
+            batch.complete(now)
+        self._store.create(batch, rows, request.excluded if request.all_customers else ())
+        size = "all customers" if batch.all_customers else f"{len(rows)} customers"
+        log.info("batch %s stored: %s mode, %s", batch.batch_id, batch.mode, size)
         return batch
+
+    def _selected_rows(self, request: BatchRequest) -> list[CustomerRow]:
+        """The new batch's rows: its customerIds, or the source batch's rows of the chosen outcomes (with their
+        company names), less the excluded customers."""
+        excluded = set(request.excluded)
+        if request.from_batch is None:
+            return [CustomerRow(c) for c in request.customer_ids or () if c not in excluded]
+        source = self._store.get(request.from_batch)
+        if source is None:
+            raise BatchNotFound(f"fromBatch: no batch {request.from_batch}")
+        if not source.is_done:
+            raise BatchNotFinished(
+                f"fromBatch: batch {request.from_batch} is {source.status}; it must be Completed or Cancelled"
+            )
+        picked = [r for o in request.outcomes for r in self._store.all_rows(request.from_batch, o)]
+        kept = [r for r in picked if r.customer_id not in excluded]
+        return [CustomerRow(r.customer_id, company_name=r.company_name) for r in kept]
 
     def read(self, batch_id: str) -> BatchRecord:
         batch = self._store.get(batch_id)

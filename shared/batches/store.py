@@ -48,14 +48,15 @@ class BatchStore:
 
         return self._ensured.run("read the batch", read)
 
-    def create(self, record: BatchRecord, rows: Sequence[CustomerRow]) -> None:
-        """The rows first, the batch entity last: a batch is visible only with all its rows."""
+    def create(self, record: BatchRecord, rows: Sequence[CustomerRow], excluded: Sequence[str] = ()) -> None:
+        """The rows (and exclusions) first, the batch entity last: a batch is visible only with all its rows."""
 
         def write() -> None:
             key = entities.partition(record.batch_id)
-            for start in range(0, len(rows), MAX_TRANSACTION):
-                slice_ = rows[start : start + MAX_TRANSACTION]
-                self._transact([("upsert", entities.row_entity(record.batch_id, r)) for r in slice_])
+            operations = [("upsert", entities.row_entity(record.batch_id, r)) for r in rows]
+            operations += [("upsert", entities.excluded_entity(record.batch_id, c)) for c in excluded]
+            for start in range(0, len(operations), MAX_TRANSACTION):
+                self._transact(operations[start : start + MAX_TRANSACTION])
             record.etag = self._table.create_entity(entities.batch_entity(record)).get("etag")
             log.info("batch %s stored with %d customers (partition %s)", record.batch_id, len(rows), key)
 
@@ -109,17 +110,17 @@ class BatchStore:
             found: list[CustomerRow] = []
             pages = self._table.query_entities(condition, parameters=params, results_per_page=min(limit, 1000))
             for entity in pages:
-                found.append(entities.row_from(dict(entity), None))
+                found.append(entities.row_from(dict(entity), entity.metadata.get("etag")))
                 if len(found) >= limit:
                     break
             return found
 
         return self._ensured.run("list batch rows", read)
 
-    def all_rows(self, batch_id: str) -> Iterator[CustomerRow]:
+    def all_rows(self, batch_id: str, outcome: Outcome | None = None) -> Iterator[CustomerRow]:
         after: str | None = None
         while True:
-            page = self.query(batch_id, None, after, 1000)
+            page = self.query(batch_id, outcome, after, 1000)
             yield from page
             if len(page) < 1000:
                 return
@@ -169,9 +170,10 @@ class BatchStore:
         self._ensured.run("update the batch", lambda: self._table.update_entity(entity, mode=UpdateMode.MERGE))
 
     def add_listed(self, batch_id: str, customers: Sequence[tuple[str, str | None]], now: float) -> bool:
-        """Insert rows (pending) for listed customers not in the batch yet, counting them as pending. False (and
-        nothing added) once the listing is done: another delivery of a `list` message finished it (or ended it
-        on a refusal), so the batch may already be Completed and must not take rows it will never settle."""
+        """Insert rows (pending) for listed customers not in the batch yet (nor excluded from it), counting them as
+        pending. False (and nothing added) once the listing is done or the batch cancelled: another delivery of a
+        `list` message finished it (or ended it on a refusal), so the batch may already be Completed and must not
+        take rows it will never settle."""
         for start in range(0, len(customers), MAX_TRANSACTION - 1):
             if not self._add_slice(batch_id, customers[start : start + MAX_TRANSACTION - 1], now):
                 return False
@@ -182,9 +184,11 @@ class BatchStore:
         it (412) and the retry sees `listing_done`."""
         for _ in range(MAX_RACES):
             record = self.get(batch_id)
-            if record is None or record.listing_done:
+            if record is None or record.listing_done or record.is_cancelled:
                 return False
-            existing = self.rows(batch_id, [c for c, _ in customers])
+            existing = set(self.rows(batch_id, [c for c, _ in customers]))
+            if record.excluded:
+                existing |= self._excluded(batch_id, [c for c, _ in customers])
             new = [CustomerRow(c, company_name=name, updated_at=now) for c, name in customers if c not in existing]
             if not new:
                 return True
@@ -193,6 +197,10 @@ class BatchStore:
             if self._commit([("create", entities.row_entity(batch_id, row)) for row in new], record):
                 return True
         raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
+
+    def _excluded(self, batch_id: str, customer_ids: Sequence[str]) -> set[str]:
+        key = entities.partition(batch_id)
+        return {c for c in customer_ids if self._point(key, entities.excluded_key(c)) is not None}
 
     def _commit(self, operations: list[Operation], record: BatchRecord) -> bool:
         batch_op = ("update", entities.batch_entity(record), _if_match(record.etag))

@@ -18,36 +18,65 @@ from shared.api.validation import (
     parse_json_object,
     printable_name,
 )
+from shared.batches.campaign_fields import check_guid_list, check_not_before, check_source
+from shared.batches.csv_upload import is_csv_media_type, parse_customer_csv
 from shared.batches.model import BatchRequest, Mode, Outcome
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from shared.upgrades.model import PRODUCT_FAMILY
 from shared.whole_number import whole_number
 
 MAX_BODY_BYTES = 256 * 1024
-MAX_CUSTOMERS = 5000
 MAX_TOP = 1000
 DEFAULT_TOP = 100
-ALLOWED_FIELDS = ("productFamily", "mode", "customerIds", "allCustomers", "callbackUrl")
+ALLOWED_FIELDS = (
+    "productFamily", "mode", "customerIds", "allCustomers", "fromBatch", "outcomes", "excludeCustomerIds",
+    "notBefore", "callbackUrl",
+)  # fmt: skip
+CSV_PARAMETERS = ("mode", "productFamily", "notBefore", "callbackUrl")
 MAX_ERRORS = 10
 
 
-def parse_batch_request(body: bytes, content_type: str | None, allowed_callback_hosts: tuple[str, ...]) -> BatchRequest:
+def parse_batch_request(
+    body: bytes,
+    content_type: str | None,
+    allowed_callback_hosts: tuple[str, ...],
+    params: Mapping[str, str],
+    now: float,
+) -> BatchRequest:
+    """A JSON body, or a `text/csv` body with the other fields as query parameters."""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes are accepted")
+    if is_csv_media_type(content_type):
+        customer_ids = parse_customer_csv(body)
+        document: dict[str, Any] = {name: params[name] for name in CSV_PARAMETERS if name in params}
+        return _request(document | {"customerIds": list(customer_ids)}, allowed_callback_hosts, now)
     if not is_json_media_type(content_type):
-        raise UnsupportedMediaType("send the body as Content-Type: application/json (UTF-8)")
+        raise UnsupportedMediaType(
+            "send the body as Content-Type: application/json (UTF-8), or the edited batch CSV as text/csv"
+        )
     document = parse_json_object(body)
+    return _request(document, allowed_callback_hosts, now)
+
+
+def _request(document: dict[str, Any], allowed_callback_hosts: tuple[str, ...], now: float) -> BatchRequest:
     errors = [
         FieldError(printable_name(name), "is not a known field") for name in document if name not in ALLOWED_FIELDS
     ]
     mode = _mode(document, errors)
     check_product_family(document, errors)
-    customer_ids = _customers(document, errors)
+    source = check_source(document, errors)
+    excluded: tuple[str, ...] = ()
+    if document.get("excludeCustomerIds") is not None:
+        excluded = check_guid_list("excludeCustomerIds", document["excludeCustomerIds"], errors, allow_empty=True)
+    not_before = check_not_before(document.get("notBefore"), now, errors)
     callback_url = check_callback_url(document, allowed_callback_hosts, errors)
     if errors:
         raise ValidationFailed(errors[:MAX_ERRORS])
     assert mode is not None
-    return BatchRequest(mode, PRODUCT_FAMILY, customer_ids, callback_url)
+    return BatchRequest(
+        mode, PRODUCT_FAMILY, source.customer_ids, callback_url,
+        from_batch=source.from_batch, outcomes=source.outcomes, excluded=excluded, not_before=not_before,
+    )  # fmt: skip
 
 
 def _mode(document: dict[str, Any], errors: list[FieldError]) -> Mode | None:
@@ -59,33 +88,6 @@ def _mode(document: dict[str, Any], errors: list[FieldError]) -> Mode | None:
     else:
         return Mode(value)
     return None
-
-
-def _customers(document: dict[str, Any], errors: list[FieldError]) -> tuple[str, ...] | None:
-    ids, everyone = document.get("customerIds"), document.get("allCustomers")
-    if everyone is not None and everyone is not True:
-        errors.append(FieldError("allCustomers", "must be true when given (or send customerIds instead)"))
-        return ()
-    if (ids is None) == (everyone is None):
-        errors.append(FieldError("customerIds", "send exactly one of customerIds and allCustomers: true"))
-        return ()
-    if ids is None:
-        return None
-    if not isinstance(ids, list) or not ids:
-        errors.append(FieldError("customerIds", "must be a non-empty array of customer GUIDs"))
-        return ()
-    if len(ids) > MAX_CUSTOMERS:
-        errors.append(FieldError("customerIds", f"has {len(ids)} items; at most {MAX_CUSTOMERS} are accepted"))
-        return ()
-    seen: dict[str, int] = {}
-    for index, value in enumerate(ids):
-        if not is_customer_id(value):
-            errors.append(FieldError(f"customerIds[{index}]", "must be a non-nil GUID"))
-        elif value.lower() in seen:
-            errors.append(FieldError(f"customerIds[{index}]", f"repeats customerIds[{seen[value.lower()]}]"))
-        else:
-            seen[value.lower()] = index
-    return tuple(seen)
 
 
 @dataclass(frozen=True)

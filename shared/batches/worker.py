@@ -10,16 +10,25 @@ No batch stays Running for good: a listing Partner Center refuses for good (4xx)
 listed so far and records the refusal as the batch's `error`; and on a message's last delivery (the host's
 `maxDequeueCount`) a failure first gives up its work: a `customers` message settles its pending customers as
 `error` ("gave up after N deliveries"), a `list` message ends the listing with the batch's `error`.
+
+Campaigns (docs/design.md): a message for a batch whose `notBefore` has not come goes back on the queue for the
+time left; a message for a cancelled batch is dropped; and a `customers` message re-reads the batch entity right
+before each Partner Center call (eligibility, create: the pace gate), so a cancel recorded meanwhile stops it
+before its next call. In
+`upgrade` mode each customer's row is settled right after its create, so a cancel never takes a created upgrade
+for a pending row.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+from shared.batches.cancel import MESSAGE_ROWS, BatchCancel
 from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
-from shared.batches.model import BatchRecord, Outcome, Settlement
-from shared.batches.outcomes import CustomerWork, Throttled, Transient
+from shared.batches.model import BatchRecord, BatchState, Mode, Outcome, Settlement
+from shared.batches.outcomes import BatchCancelled, CustomerWork, Throttled, Transient
 from shared.batches.pacing import PaceDeferred, Pacer, WaitAllowance
 from shared.batches.store import BatchStore
 from shared.clock import Clock
@@ -63,9 +72,16 @@ class BatchWorker:
         if message.kind == "callback":
             self._completion.retry_callback(message.batch_id)
             return
+        if message.kind == "cancel":
+            BatchCancel(self._store, self._queue, self._completion, self._clock).settle_pending(
+                message.batch_id, MESSAGE_ROWS
+            )
+            return
         batch = self._store.get(message.batch_id)
         if batch is None:
             log.warning("batch %s is unknown; %s message ignored", message.batch_id, message.kind)
+            return
+        if not self._due(batch, message):
             return
         try:
             if message.kind == "customers":
@@ -78,6 +94,24 @@ class BatchWorker:
             if dequeue_count >= MAX_DEQUEUE_COUNT:
                 self._give_up(batch, message, error)
             raise
+
+    def _due(self, batch: BatchRecord, message: BatchMessage) -> bool:
+        """Work may start: the batch is not cancelled and its notBefore has come (an early message goes back on
+        the queue for the time left; the first one after it moves the batch from Scheduled to Running)."""
+        if batch.is_cancelled:
+            log.info("batch %s is %s; %s message dropped", batch.batch_id, batch.status, message.kind)
+            return False
+        left = (batch.not_before or 0.0) - self._clock.now()
+        if left > 0:
+            self._queue.send(message, math.ceil(left))  # never early by a rounding: a 0 s delay would spin
+            return False
+        while batch.status == BatchState.SCHEDULED:
+            batch.status, batch.updated_at = BatchState.RUNNING, self._clock.now()
+            if self._store.save(batch):
+                log.info("batch %s: notBefore has come; Running", batch.batch_id)
+                break
+            batch = self._store.get(batch.batch_id) or batch
+        return not batch.is_cancelled
 
     def _give_up(self, batch: BatchRecord, message: BatchMessage, error: Exception) -> None:
         """The message's last delivery failed too: end its work with a final outcome before it goes to poison
@@ -104,7 +138,9 @@ class BatchWorker:
         allowance = WaitAllowance()  # this message's whole wait for its pace
         for index, customer_id in enumerate(pending):
             try:
-                result = self._work.run(batch, customer_id, allowance)
+                result = self._work.run(batch, customer_id, allowance, lambda: not self._cancelled(batch.batch_id))
+            except BatchCancelled:
+                break
             except PaceDeferred as deferred:
                 self._requeue(batch, pending[index:], message.attempt, deferred.seconds)
                 break
@@ -114,6 +150,8 @@ class BatchWorker:
                 break
             if isinstance(result, Transient):
                 transient[customer_id] = result.reason
+            elif batch.mode == Mode.UPGRADE:  # a create cannot be undone: on record before the next customer's work
+                self._completion.settled(*self._store.settle(batch.batch_id, [result], self._clock.now(), known=rows))
             else:
                 settlements.append(result)
         exhausted = message.attempt + 1 >= MAX_ATTEMPTS
@@ -128,6 +166,14 @@ class BatchWorker:
         if transient and not exhausted:
             delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**message.attempt)
             self._requeue(batch, list(transient), message.attempt + 1, delay)
+
+    def _cancelled(self, batch_id: str) -> bool:
+        """Re-read right before each Partner Center call of a customer's work: a cancel recorded since stops it."""
+        current = self._store.get(batch_id)
+        if current is None or current.is_cancelled:
+            log.info("batch %s was cancelled; no more Partner Center work for it", batch_id)
+            return True
+        return False
 
     def _requeue(self, batch: BatchRecord, customer_ids: Sequence[str], attempt: int, delay: float) -> None:
         again = BatchMessage("customers", batch.batch_id, customer_ids=tuple(customer_ids), attempt=attempt)

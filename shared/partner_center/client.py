@@ -28,6 +28,7 @@ from shared.correlation import current_correlation_id, get_logger, is_guid
 from shared.errors import (
     MFA_ADVICE,
     MfaRequired,
+    PartnerCenterAccessDenied,
     PartnerCenterFailed,
     PartnerCenterFault,
     PartnerCenterRejected,
@@ -39,6 +40,7 @@ from shared.errors import (
 )
 from shared.partner_center.budget import Budget
 from shared.partner_center.claims import authentication_methods, proves_mfa
+from shared.partner_center.error_codes import is_final_for_customer, operator_problem
 from shared.partner_center.outbound import Retry, backoff, json_object, retry_after, with_retries
 from shared.partner_center.sam import SamTokenProvider
 
@@ -312,7 +314,9 @@ def _rejection(response: requests.Response, detail: str) -> UpgradeError:
     explained = f"{detail}: {fault.description or 'no description'} (code {fault.code or 'none'})"
     if response.status_code == 409:
         return UpgradeConflict(explained, fault)
-    if response.status_code in (400, 403, 404) and (response.status_code != 403 or (fault.code or "").startswith("9")):
+    if response.status_code == 403 and (fix := operator_problem(fault.code)) is not None:
+        return PartnerCenterAccessDenied(f"{explained}; {fix}", fault)
+    if response.status_code in (400, 404) or (response.status_code == 403 and is_final_for_customer(fault.code)):
         return PartnerCenterRejected(explained, fault)
     return PartnerCenterFailed(f"{detail} with HTTP {response.status_code}", fault)
 

@@ -24,6 +24,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+import CancelBatch
 import CheckEligibility
 import CreateUpgrade
 import Follow
@@ -132,6 +133,20 @@ class AppHarness:
     ) -> Answer:
         request = _json_post(f"{BASE_URL}/api/batches", body, raw, headers, content_type)
         return self._keep("POST", "/api/batches", StartBatch.main(request))
+
+    def post_batch_csv(self, csv_body: bytes, **params: str) -> Answer:
+        """POST /api/batches with a text/csv body and the other fields as query parameters."""
+        url = f"{BASE_URL}/api/batches" + (f"?{urlencode(params)}" if params else "")
+        request = func.HttpRequest(
+            "POST", url, headers={"Content-Type": "text/csv"}, params=dict(params), body=csv_body
+        )
+        return self._keep("POST", "/api/batches", StartBatch.main(request))
+
+    def cancel_batch(self, batch_id: str) -> Answer:
+        """POST /api/batches/{batchId}/cancel (CancelBatch), empty body."""
+        path = f"/api/batches/{batch_id}/cancel"
+        request = func.HttpRequest("POST", BASE_URL + path, headers={}, route_params={"batchId": batch_id}, body=b"")
+        return self._keep("POST", path, CancelBatch.main(request))
 
     def get_batch(self, batch_id: str, headers: Mapping[str, str] | None = None) -> Answer:
         request = func.HttpRequest(
