@@ -19,6 +19,7 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 import RunBatch
+from localstack.virtual_queues import call_queue_function
 from sandbox.clock import ManualClock
 from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
@@ -209,7 +210,9 @@ def test_a_scheduled_batch_makes_no_partner_center_call_before_not_before(
     assert scheduled.status == 202
     assert scheduled.json()["estimatedCompletionAt"] > scheduled.json()["notBefore"]
     [first] = app.azurite.put_messages(app.batch_queue_name)
-    RunBatch.main(QueueMessage(id="early", body=first.text.encode(), dequeue_count=1))  # an early delivery
+    call_queue_function(
+        RunBatch.main, QueueMessage(id="early", body=first.text.encode(), dequeue_count=1)
+    )  # an early delivery
 
     body = run(app, virtual_clock, started["batchId"])
 
@@ -230,7 +233,7 @@ def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_every_create_after_it(
     fleet = fleet_of(sandbox, 45, eligible=1)
     batch_id = start(app, mode="upgrade", customerIds=ids_of(fleet))["batchId"]
     [plan] = app.azurite.put_messages(app.batch_queue_name)
-    RunBatch.main(QueueMessage(id="plan", body=plan.text.encode(), dequeue_count=1))
+    call_queue_function(RunBatch.main, QueueMessage(id="plan", body=plan.text.encode(), dequeue_count=1))
     first, held, *_ = [p.text for p in app.azurite.put_messages(app.batch_queue_name)[1:]]  # another instance holds one
     answers: list[Any] = []
     check = BatchWorker._cancelled
@@ -242,8 +245,10 @@ def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_every_create_after_it(
         return check(worker, batch)
 
     monkeypatch.setattr(BatchWorker, "_cancelled", cancel_after_the_fourth)
-    RunBatch.main(QueueMessage(id="first", body=first.encode(), dequeue_count=1))
-    RunBatch.main(QueueMessage(id="held", body=held.encode(), dequeue_count=1))  # read before the cancel
+    call_queue_function(RunBatch.main, QueueMessage(id="first", body=first.encode(), dequeue_count=1))
+    call_queue_function(
+        RunBatch.main, QueueMessage(id="held", body=held.encode(), dequeue_count=1)
+    )  # read before the cancel
 
     [cancelling] = answers
     assert cancelling.status == 202 and cancelling.json()["status"] == "Cancelling"

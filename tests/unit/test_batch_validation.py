@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from shared.batches.campaign_fields import MAX_CUSTOMERS
 from shared.batches.model import Mode, Outcome
 from shared.batches.validation import (
-    MAX_CUSTOMERS,
     MAX_ERRORS,
     encode_token,
     parse_batch_request,
@@ -22,10 +22,11 @@ A = "0b7e6f1a-2c3d-4e5f-9a8b-7c6d5e4f3a2b"
 B = "6a1d2b1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 JSON = "application/json"
 HOSTS = ("hooks.contoso.com",)
+NOW = 1_800_000_000.0  # notBefore rules are relative to it
 
 
 def _parse(document: dict[str, Any], content_type: str = JSON) -> Any:
-    return parse_batch_request(json.dumps(document).encode(), content_type, HOSTS)
+    return parse_batch_request(json.dumps(document).encode(), content_type, HOSTS, {}, NOW)
 
 
 def _errors(document: dict[str, Any]) -> dict[str, str]:
@@ -107,7 +108,7 @@ def test_the_body_must_be_json_of_bounded_size() -> None:
     with pytest.raises(UnsupportedMediaType):
         _parse({"mode": "report"}, content_type="text/plain")
     with pytest.raises(PayloadTooLarge):
-        parse_batch_request(b" " * (256 * 1024 + 1), JSON, HOSTS)
+        parse_batch_request(b" " * (256 * 1024 + 1), JSON, HOSTS, {}, NOW)
 
 
 def test_a_customer_page_query_round_trips_its_token() -> None:
