@@ -233,7 +233,8 @@ class Services:
     def batch_store(self) -> BatchStore:
         from shared.batches.store import BatchStore
 
-        return BatchStore(self.table)
+        # before a write makes a batch final, its callback gets a guarding message (shared/batches/completion.py)
+        return BatchStore(self.table, before_completing=lambda batch: self.batch_completion.guard(batch))  # noqa: PLW0108 - built lazily
 
     @lazy
     def batch_links(self) -> BatchLinks:

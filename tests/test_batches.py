@@ -344,6 +344,37 @@ def test_a_completed_batch_calls_back_exactly_once_signed_with_the_batch_resourc
     assert app.get_batch(batch_id).json()["callback"] == {"url": receiver.url, "state": "delivered", "attempts": 1}
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_batch_whose_completing_instance_dies_at_the_send_still_calls_back(
+    app: AppHarness,
+    sandbox: Sandbox,
+    receiver: CallbackReceiver,
+    virtual_clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """The instance that completed the batch dies as it sends the callback (before it leaves, or after the
+    receiver answered and before the state is saved): the message queued before the completing write sends it."""
+    fleet = fleet_of(sandbox, 4)
+    batch_id = start(app, "report", ids(fleet), callbackUrl=receiver.url)["batchId"]
+    sender = services().callbacks
+    real = sender.deliver
+
+    def dies(url: str, resource: dict[str, Any]) -> Any:
+        monkeypatch.setattr(sender, "deliver", real)  # one death; the survivors send normally
+        if when == "after":
+            real(url, resource)
+        raise RuntimeError("the instance died here")  # the host sees the invocation fail; nothing after it ran
+
+    monkeypatch.setattr(sender, "deliver", dies)
+    queues = app.virtual_queues(virtual_clock)
+    queues.run()
+
+    sent = {json.loads(d.body)["status"] for d in receiver.deliveries}
+    assert sent == {"Completed"} and len(receiver.deliveries) == (2 if when == "after" else 1)
+    assert app.get_batch(batch_id).json()["callback"]["state"] == "delivered"
+
+
 # --- CSV ------------------------------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
 """Finishing a batch: rows waiting on an upgrade that became final, and the batch's one callback.
 
-The batch becomes Completed inside the transaction that settles its last open row (`BatchStore.settle`): that
-ETag-conditional change happens once, and only the caller that made it sends the callback. A failed delivery is
-retried through a `callback` message on the batch queue, never by a second sender.
+The batch becomes Completed (or Cancelled) inside the write that settles its last open row (`BatchStore.settle`,
+or the cancel's save): that ETag-conditional change happens once, and only the caller that made it sends the
+callback. Callbacks are at least once whatever instance dies, as for upgrades: before that write, `guard` queues a
+`callback` message (BatchStore's `before_completing`), and before every later attempt the message for the next
+one is queued; each such message finds the callback delivered (and does nothing) or still pending (and tries).
 """
 
 from __future__ import annotations
@@ -42,33 +44,39 @@ class BatchCompletion:
             self.settled(batch, completed)
 
     def settled(self, batch: BatchRecord | None, completed: bool) -> None:
-        """After a settle: the caller that completed the batch sends its callback."""
+        """After a settle: the caller that completed the batch sends its callback (its guard is queued)."""
         if batch is None or not completed:
             return
         log.info("batch %s is %s: %s", batch.batch_id, batch.status, {str(k): v for k, v in batch.counts.items() if v})
         if batch.callback_state == CallbackState.PENDING:
-            self.deliver(batch)
+            self._attempt(batch)
+
+    def guard(self, batch: BatchRecord) -> None:
+        """BatchStore's `before_completing`: the message that retries the first attempt (or makes it, if this
+        instance dies first). Raises when the queue is down, before anything was written."""
+        if batch.callback_url:
+            self._queue.send(BatchMessage("callback", batch.batch_id), CALLBACK_RETRY_SECONDS)
 
     def retry_callback(self, batch_id: str) -> None:
+        """A `callback` message: the next attempt, after queueing the one after it (doubling the delay)."""
         batch = self._store.get(batch_id)
-        if batch is not None and batch.is_done and batch.callback_state == CallbackState.PENDING:
-            self.deliver(batch)
+        if batch is None or not batch.is_done or batch.callback_state != CallbackState.PENDING:
+            return
+        if batch.callback_attempts + 1 < MAX_CALLBACK_ATTEMPTS:
+            delay = CALLBACK_RETRY_SECONDS * 2**batch.callback_attempts
+            self._queue.send(BatchMessage("callback", batch.batch_id), delay)
+        self._attempt(batch)
 
-    def deliver(self, batch: BatchRecord) -> None:
-        """One attempt; the next is a queue message. Never raises for the receiver's failures."""
+    def _attempt(self, batch: BatchRecord) -> None:
+        """One attempt, its follow-up already queued. Never raises for the receiver's failures."""
         assert batch.callback_url
         result = self._callbacks.deliver(batch.callback_url, batch.to_resource(batch.base_url))
         batch.callback_attempts += 1
         batch.updated_at = self._clock.now()
-        retry = result is Delivery.RETRY and batch.callback_attempts < MAX_CALLBACK_ATTEMPTS
         if result is Delivery.DELIVERED:
             batch.callback_state = CallbackState.DELIVERED
-        elif not retry:
+        elif result is Delivery.REFUSED or batch.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
             batch.callback_state = CallbackState.FAILED
             log.warning("callback of batch %s failed after %d attempts", batch.batch_id, batch.callback_attempts)
         if not self._store.save(batch):
             log.info("batch %s changed while its callback was sent; keeping the other update", batch.batch_id)
-            return
-        if retry:
-            delay = CALLBACK_RETRY_SECONDS * 2 ** (batch.callback_attempts - 1)
-            self._queue.send(BatchMessage("callback", batch.batch_id), delay)

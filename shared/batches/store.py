@@ -9,7 +9,7 @@ A lost race (HTTP 412 inside the transaction) re-reads and retries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
@@ -21,6 +21,7 @@ from shared.batches.model import BatchRecord, CustomerRow, Outcome, Settlement
 from shared.correlation import get_logger
 from shared.errors import DependencyUnavailable
 from shared.storage.clients import EnsuredResource, error_code
+from shared.upgrades.model import CallbackState
 
 log = get_logger(__name__)
 
@@ -37,9 +38,20 @@ class _TableNotFound(ResourceNotFoundError):
 
 
 class BatchStore:
-    def __init__(self, table: TableClient) -> None:
+    """`before_completing` runs before every write that makes a batch with a callback final (Completed or
+    Cancelled): the batch's callback is guarded by a queue message before it can be due (BatchCompletion.guard),
+    so an instance that dies after that write and before the send leaves the message to send it."""
+
+    def __init__(self, table: TableClient, before_completing: Callable[[BatchRecord], None] | None = None) -> None:
         self._table = table
         self._ensured = EnsuredResource("table", table.table_name, table.create_table)
+        self._before_completing = before_completing
+
+    def _completing(self, record: BatchRecord) -> None:
+        """`record` is about to be written final for the first time (its callback not tried yet)."""
+        first = record.is_done and record.callback_state == CallbackState.PENDING and record.callback_attempts == 0
+        if first and self._before_completing is not None:
+            self._before_completing(record)
 
     def get(self, batch_id: str) -> BatchRecord | None:
         def read() -> BatchRecord | None:
@@ -57,6 +69,7 @@ class BatchStore:
             operations += [("upsert", entities.excluded_entity(record.batch_id, c)) for c in excluded]
             for start in range(0, len(operations), MAX_TRANSACTION):
                 self._transact(operations[start : start + MAX_TRANSACTION])
+            self._completing(record)  # a batch with nothing to do is final at once
             record.etag = self._table.create_entity(entities.batch_entity(record)).get("etag")
             log.info("batch %s stored with %d customers (partition %s)", record.batch_id, len(rows), key)
 
@@ -64,6 +77,7 @@ class BatchStore:
 
     def save(self, record: BatchRecord) -> bool:
         """Replace the batch entity if unchanged since read; False when someone else changed it first."""
+        self._completing(record)
 
         def write() -> bool:
             try:
@@ -160,6 +174,7 @@ class BatchStore:
             completed = record.may_complete()
             if completed:
                 record.complete(now)
+                self._completing(record)
             if self._commit(operations, record):
                 return record, completed
         raise DependencyUnavailable(f"batch {batch_id} is too busy to update; retry", retry_after=2)
