@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from shared.callback_urls import parse_allowed_host
 from shared.correlation import GUID_PATTERN
-from shared.tracking.callback_urls import parse_allowed_host
 from shared.whole_number import whole_number
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.api.accept import prefers
+from shared.api.batch_input import encode_token, parse_batch_request, parse_customer_query
 from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord
-from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
 

@@ -16,7 +16,7 @@ from shared.correlation import correlation_id_from, correlation_scope, get_logge
 from shared.errors import RetryLater, UpgradeError, where
 from shared.services import services
 from shared.settings import ConfigurationError
-from shared.tracking.message import InvalidMessage, TrackMessage
+from shared.storage.status_message import InvalidMessage, TrackMessage
 
 log = get_logger(__name__)
 

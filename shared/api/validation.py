@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any, TypeIs
 
+from shared.callback_urls import callback_url_problem
 from shared.correlation import is_guid
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from shared.tracking.callback_urls import callback_url_problem
 from shared.upgrades.model import PRODUCT_FAMILY, UpgradeRequest
 
 MAX_BODY_BYTES = 16 * 1024

@@ -2,7 +2,6 @@
 "Batches").
 
     model       batch and customer-row shapes, outcomes, the batch resource and its URLs
-    validation  the POST /api/batches body and the customers-route filters
     store       batch entity + one row per customer in one Table partition (ETag, entity-group transactions)
     links       which batches wait on an upgrade (so tracking can settle their rows when it is final)
     messages    the batch queue's message kinds and sending them
@@ -12,4 +11,8 @@
     completion  finishing a batch once and sending its one callback
     service     starting a batch (Idempotency-Key, rows, first message) and reading it
     export      the customers as CSV
+    cancel      cancelling: pending rows become cancelled, in-flight upgrades tracked to their end
+    estimate    estimated completion from the rows left and the shared pace
+    reasons     the most common notEligible and error reasons (the progress page)
+(What callers send is validated in shared/api: batch_input, campaign_input, csv_upload.)
 """

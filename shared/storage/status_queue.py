@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from shared.correlation import get_logger
 from shared.storage.clients import EnsuredResource
-from shared.tracking.message import TrackMessage
+from shared.storage.status_message import TrackMessage
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient

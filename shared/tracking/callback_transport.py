@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from shared.tracking.callback_urls import HTTPS_PORT, CallbackTarget
+from shared.callback_urls import HTTPS_PORT, CallbackTarget
 
 type Resolver = Callable[..., Sequence[tuple[Any, ...]]]  # socket.getaddrinfo's shape
 MAX_ADDRESSES = 3  # addresses tried, in resolver order, when connecting fails

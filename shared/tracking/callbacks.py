@@ -21,13 +21,13 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
+from shared.callback_urls import CallbackTarget, callback_target
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import UpgradeError
 from shared.key_vault import SecretStore
 from shared.settings import Settings
 from shared.tracking.callback_transport import AddressRefused, Resolver, checked_addresses, pinned_request
-from shared.tracking.callback_urls import CallbackTarget, callback_target
 from shared.upgrades.model import CallbackState, UpgradeRecord
 
 log = get_logger(__name__)

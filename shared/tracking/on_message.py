@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from shared.correlation import get_logger
 from shared.errors import PartnerCenterThrottled, PartnerCenterUnknownUpgrade, RetryLater, UpgradeError
-from shared.tracking.message import InvalidMessage, TrackMessage
+from shared.storage.status_message import InvalidMessage, TrackMessage
 from shared.tracking.tracker import Tracker
 from shared.upgrades.model import CallbackState, UpgradeRecord
 

@@ -19,10 +19,10 @@ from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient, StatusReport
 from shared.settings import Settings
 from shared.storage.records import ConcurrentUpdate, UpgradeStore
+from shared.storage.status_message import TrackMessage
 from shared.storage.status_queue import StatusQueue
 from shared.tracking import policy
 from shared.tracking.callbacks import CallbackSender
-from shared.tracking.message import TrackMessage
 from shared.upgrades.model import CallbackState, State, UpgradeRecord
 
 log = get_logger(__name__)

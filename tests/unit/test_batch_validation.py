@@ -1,4 +1,4 @@
-"""Batch input (shared/batches/validation.py): what POST /api/batches and GET .../customers accept, and errors
+"""Batch input (shared/api/batch_input.py): what POST /api/batches and GET .../customers accept, and errors
 that name the field (with the index of a bad id) without echoing the value."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from shared.batches.campaign_fields import MAX_CUSTOMERS
-from shared.batches.model import Mode, Outcome
-from shared.batches.validation import (
+from shared.api.batch_input import (
     MAX_ERRORS,
     encode_token,
     parse_batch_request,
     parse_customer_query,
 )
+from shared.api.campaign_input import MAX_CUSTOMERS
+from shared.batches.model import Mode, Outcome
 from shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 A = "0b7e6f1a-2c3d-4e5f-9a8b-7c6d5e4f3a2b"

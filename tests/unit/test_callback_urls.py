@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.tracking.callback_urls import AllowedHost, CallbackTarget, callback_target, parse_allowed_host
+from shared.callback_urls import AllowedHost, CallbackTarget, callback_target, parse_allowed_host
 
 ALLOWED = ("hooks.contoso.com", "*.crm.contoso.com", "localhost:7072")
 

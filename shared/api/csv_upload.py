@@ -10,8 +10,8 @@ import _csv
 import csv
 import io
 
+from shared.api.campaign_input import MAX_CUSTOMERS
 from shared.api.validation import is_customer_id
-from shared.batches.campaign_fields import MAX_CUSTOMERS
 from shared.errors import FieldError, ValidationFailed
 
 COLUMN = "customerId"

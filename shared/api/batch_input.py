@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.api.campaign_input import check_guid_list, check_not_before, check_source
+from shared.api.csv_upload import is_csv_media_type, parse_customer_csv
 from shared.api.validation import (
     check_callback_url,
     check_product_family,
@@ -18,8 +20,6 @@ from shared.api.validation import (
     parse_json_object,
     printable_name,
 )
-from shared.batches.campaign_fields import check_guid_list, check_not_before, check_source
-from shared.batches.csv_upload import is_csv_media_type, parse_customer_csv
 from shared.batches.model import BatchRequest, Mode, Outcome
 from shared.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from shared.upgrades.model import PRODUCT_FAMILY
