@@ -26,22 +26,14 @@ import requests
 from shared.clock import Clock
 from shared.correlation import current_correlation_id, get_logger, is_guid
 from shared.errors import (
-    MFA_ADVICE,
-    MfaRequired,
-    PartnerCenterAccessDenied,
     PartnerCenterFailed,
-    PartnerCenterFault,
-    PartnerCenterRejected,
     PartnerCenterThrottled,
     PartnerCenterTimeout,
     PartnerCenterUnknownUpgrade,
-    UpgradeConflict,
-    UpgradeError,
 )
 from shared.partner_center.budget import Budget
-from shared.partner_center.claims import authentication_methods, proves_mfa
-from shared.partner_center.error_codes import is_final_for_customer, operator_problem
 from shared.partner_center.outbound import Retry, backoff, json_object, retry_after, with_retries
+from shared.partner_center.refusals import fault_of, rejection, unauthorized
 from shared.partner_center.sam import SamTokenProvider
 
 log = get_logger(__name__)
@@ -57,7 +49,6 @@ CONNECT_TIMEOUT = 5.0
 BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 UNKNOWN_UPGRADE_CODES = frozenset({"900106", "900111"})
-MFA_REQUIRED_CODE = "900421"  # docs/partner-center.md "MFA enforcement" (secondary sources; amr is checked too)
 
 
 @dataclass(frozen=True)
@@ -108,7 +99,7 @@ class PartnerCenterClient:
         body = {"customerId": customer_id, "productFamily": product_family}
         response = self._call("eligibility", ELIGIBILITY_PATH, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
-            raise _rejection(response, f"Partner Center refused the eligibility check for customer {customer_id}")
+            raise rejection(response, f"Partner Center refused the eligibility check for customer {customer_id}")
         document = json_object(response)
         upgrade_id = document.get("upgradeId")
         reason = document.get("reason")
@@ -124,14 +115,14 @@ class PartnerCenterClient:
         body = {"customerId": customer_id, "productFamily": product_family}
         response = self._call("create", CREATE_PATH, body, request_id, budget)
         if not 200 <= response.status_code < 300:
-            raise _rejection(response, f"Partner Center refused the upgrade for customer {customer_id}")
+            raise rejection(response, f"Partner Center refused the upgrade for customer {customer_id}")
         location = response.headers.get("Location", "").strip()
         upgrade_id = location.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
         if not is_guid(upgrade_id):
             raise PartnerCenterFailed(
                 f"Partner Center accepted the request (HTTP {response.status_code}) but sent no usable Location "
                 "header; retrying with the same Idempotency-Key is safe",
-                _fault(response),
+                fault_of(response),
             )
         return CreatedUpgrade(upgrade_id=upgrade_id.lower(), location=location)
 
@@ -140,12 +131,12 @@ class PartnerCenterClient:
         path = STATUS_PATH.format(upgrade_id=quote(upgrade_id, safe=""))  # an id never changes the path
         response = self._call("status", path, body, str(uuid.uuid4()), budget)
         if response.status_code != 200:
-            fault = _fault(response)
+            fault = fault_of(response)
             if response.status_code == 404 or fault.code in UNKNOWN_UPGRADE_CODES:
                 raise PartnerCenterUnknownUpgrade(
                     f"Partner Center does not know upgrade {upgrade_id} for customer {customer_id}", fault
                 )
-            raise _rejection(response, f"Partner Center refused the status check of upgrade {upgrade_id}")
+            raise rejection(response, f"Partner Center refused the status check of upgrade {upgrade_id}")
         document = json_object(response)
         status = document.get("status")
         items = document.get("lineItems")
@@ -165,7 +156,7 @@ class PartnerCenterClient:
             extra = {str(h.get("key")): str(h.get("value")) for h in page.get("headers", []) if isinstance(h, dict)}
         response = self._call("customers", path, None, str(uuid.uuid4()), budget, method="GET", extra=extra)
         if response.status_code != 200:
-            raise _rejection(response, "Partner Center refused the customer list")
+            raise rejection(response, "Partner Center refused the customer list")
         document = json_object(response)
         items = document.get("items") if isinstance(document.get("items"), list) else []
         customers = [_listed(item) for item in items or [] if isinstance(item, dict)]
@@ -202,20 +193,20 @@ class PartnerCenterClient:
             response = self._send(call, token, attempt, budget)
         status = response.status_code
         if status == 401:
-            raise _unauthorized(response, token, call)
+            raise unauthorized(response, token, call.route)
         if status == 429:
             wait = retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS)
             throttled = PartnerCenterThrottled(
                 f"Partner Center is throttling the {call.route} call; retry after {wait:.0f} seconds",
                 retry_after=max(1, round(wait)),
-                fault=_fault(response),
+                fault=fault_of(response),
             )
             if not budget.wait_when_throttled:
                 raise throttled
             raise Retry(wait, throttled)
         if status in RETRYABLE_STATUS:
             failure = PartnerCenterFailed(
-                f"Partner Center failed the {call.route} call with HTTP {status}", _fault(response)
+                f"Partner Center failed the {call.route} call with HTTP {status}", fault_of(response)
             )
             raise Retry(retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS), failure)
         return response
@@ -285,53 +276,6 @@ def _listed(item: dict[str, Any]) -> tuple[str, str | None] | None:
     if not (isinstance(customer_id, str) and is_guid(customer_id)):
         return None
     return customer_id.lower(), name if isinstance(name, str) and name else None
-
-
-def _unauthorized(response: requests.Response, token: str, call: _Call) -> UpgradeError:
-    """A 401 to a freshly issued token: MFA missing (logged once, at ERROR, with its problem type), or else."""
-    fault = _fault(response)
-    if fault.code == MFA_REQUIRED_CODE or "mfa" in (fault.description or "").lower() or not proves_mfa(token):
-        error = MfaRequired(
-            "Partner Center refused the access token because it does not prove multi-factor authentication "
-            f"(token amr: {', '.join(authentication_methods(token)) or 'none'}; Partner Center code "
-            f"{fault.code or 'none'}). {MFA_ADVICE}",
-            fault,
-        )
-        log.error(
-            "Partner Center %s refused the SAM access token without MFA: problemType=%s (code %s, MS-RequestId %s)",
-            call.route, error.problem_type, fault.code, fault.request_id,
-        )  # fmt: skip
-        return error
-    return PartnerCenterFailed(
-        "Partner Center refused a freshly issued access token (HTTP 401); check that the SAM "
-        "integration user still has an admin agent role",
-        fault,
-    )
-
-
-def _rejection(response: requests.Response, detail: str) -> UpgradeError:
-    fault = _fault(response)
-    explained = f"{detail}: {fault.description or 'no description'} (code {fault.code or 'none'})"
-    if response.status_code == 409:
-        return UpgradeConflict(explained, fault)
-    if response.status_code == 403 and (fix := operator_problem(fault.code)) is not None:
-        return PartnerCenterAccessDenied(f"{explained}; {fix}", fault)
-    if response.status_code in (400, 404) or (response.status_code == 403 and is_final_for_customer(fault.code)):
-        return PartnerCenterRejected(explained, fault)
-    return PartnerCenterFailed(f"{detail} with HTTP {response.status_code}", fault)
-
-
-def _fault(response: requests.Response) -> PartnerCenterFault:
-    document = json_object(response)
-    code = document.get("code", document.get("statusCode"))
-    description = document.get("description", document.get("message"))
-    return PartnerCenterFault(
-        http_status=response.status_code,
-        code=str(code) if code is not None else None,
-        description=str(description)[:1024] if description is not None else None,
-        request_id=response.headers.get("MS-RequestId"),
-        correlation_id=response.headers.get("MS-CorrelationId"),
-    )
 
 
 def _log_response(route: str, response: requests.Response, started: float, attempt: int) -> None:
