@@ -195,7 +195,7 @@ class Services:
             partner_center=self.partner_center,
             callbacks=self.callbacks,
             clock=self.clock,
-            on_final=lambda record: self.batch_completion.upgrade_final(record),  # noqa: PLW0108 - built lazily
+            final_listener=lambda: self.batch_completion,  # built on first use: it needs the tracker's collaborators
         )
 
     @lazy
@@ -258,7 +258,9 @@ class Services:
     def batch_completion(self) -> BatchCompletion:
         from shared.batches.completion import BatchCompletion
 
-        return BatchCompletion(self.batch_store, self.batch_queue, self.batch_links, self.callbacks, self.clock)
+        return BatchCompletion(
+            self.settings, self.batch_store, self.batch_queue, self.batch_links, self.callbacks, self.clock
+        )
 
     @lazy
     def batch_worker(self) -> BatchWorker:

@@ -16,8 +16,9 @@ from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import services
+from shared.tracking.callback_policy import Delivery
 from shared.tracking.callback_transport import callback_session
-from shared.tracking.callbacks import CallbackSender, Delivery
+from shared.tracking.callbacks import CallbackSender
 from support.harness import AppHarness
 from support.receiver import CallbackReceiver
 

@@ -16,19 +16,27 @@ from shared.batches.outcomes import final_settlement
 from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
-from shared.tracking.callbacks import MAX_CALLBACK_ATTEMPTS, CallbackSender, Delivery
+from shared.settings import Settings
+from shared.tracking.callback_policy import next_attempt_delay, state_after
+from shared.tracking.callbacks import CallbackSender
 from shared.upgrades.model import CallbackState, UpgradeRecord
 
 log = get_logger(__name__)
 
-CALLBACK_RETRY_SECONDS = 60
 OPEN = frozenset({Outcome.PENDING, Outcome.UPGRADING})
 
 
 class BatchCompletion:
-    def __init__(
-        self, store: BatchStore, queue: BatchQueue, links: BatchLinks, callbacks: CallbackSender, clock: Clock
+    def __init__(  # noqa: PLR0917 - the collaborators of one use case, built in shared/services.py
+        self,
+        settings: Settings,
+        store: BatchStore,
+        queue: BatchQueue,
+        links: BatchLinks,
+        callbacks: CallbackSender,
+        clock: Clock,
     ) -> None:
+        self._settings = settings
         self._store = store
         self._queue = queue
         self._links = links
@@ -55,16 +63,15 @@ class BatchCompletion:
         """BatchStore's `before_completing`: the message that retries the first attempt (or makes it, if this
         instance dies first). Raises when the queue is down, before anything was written."""
         if batch.callback_url:
-            self._queue.send(BatchMessage("callback", batch.batch_id), CALLBACK_RETRY_SECONDS)
+            self._queue.send(BatchMessage("callback", batch.batch_id), next_attempt_delay(self._settings, 0))
 
     def retry_callback(self, batch_id: str) -> None:
         """A `callback` message: the next attempt, after queueing the one after it (doubling the delay)."""
         batch = self._store.get(batch_id)
         if batch is None or not batch.is_done or batch.callback_state != CallbackState.PENDING:
             return
-        if batch.callback_attempts + 1 < MAX_CALLBACK_ATTEMPTS:
-            delay = CALLBACK_RETRY_SECONDS * 2**batch.callback_attempts
-            self._queue.send(BatchMessage("callback", batch.batch_id), delay)
+        delay = next_attempt_delay(self._settings, batch.callback_attempts)
+        self._queue.send(BatchMessage("callback", batch.batch_id), delay)
         self._attempt(batch)
 
     def _attempt(self, batch: BatchRecord) -> None:
@@ -73,10 +80,8 @@ class BatchCompletion:
         result = self._callbacks.deliver(batch.callback_url, batch.to_resource(batch.base_url))
         batch.callback_attempts += 1
         batch.updated_at = self._clock.now()
-        if result is Delivery.DELIVERED:
-            batch.callback_state = CallbackState.DELIVERED
-        elif result is Delivery.REFUSED or batch.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
-            batch.callback_state = CallbackState.FAILED
+        batch.callback_state = state_after(result, batch.callback_attempts)
+        if batch.callback_state == CallbackState.FAILED:
             log.warning("callback of batch %s failed after %d attempts", batch.batch_id, batch.callback_attempts)
         if not self._store.save(batch):
             log.info("batch %s changed while its callback was sent; keeping the other update", batch.batch_id)

@@ -15,7 +15,6 @@ import hmac
 import json
 import socket
 import time
-from enum import Enum
 from typing import Any
 
 import requests
@@ -27,20 +26,14 @@ from shared.correlation import get_logger
 from shared.errors import UpgradeError
 from shared.key_vault import SecretStore
 from shared.settings import Settings
+from shared.tracking.callback_policy import Delivery, state_after
 from shared.tracking.callback_transport import AddressRefused, Resolver, checked_addresses, pinned_request
 from shared.upgrades.model import CallbackState, UpgradeRecord
 
 log = get_logger(__name__)
 
 TIMEOUT = (5.0, 10.0)
-MAX_CALLBACK_ATTEMPTS = 5
 USER_AGENT = "PartnerCenterUpgradeFunctions-Callback/1.0"
-
-
-class Delivery(Enum):
-    DELIVERED = "delivered"
-    RETRY = "retry"  # the receiver or the network failed; try again later
-    REFUSED = "refused"  # the URL is no longer allowed; retrying cannot help
 
 
 def sign(key: bytes, timestamp: str, body: bytes) -> str:
@@ -131,10 +124,8 @@ class CallbackSender:
         result = self.deliver(record.callback_url, record.to_resource())
         record.callback_attempts += 1
         record.updated_at = self._clock.now()
-        if result is Delivery.DELIVERED:
-            record.callback_state = CallbackState.DELIVERED
-        elif result is Delivery.REFUSED or record.callback_attempts >= MAX_CALLBACK_ATTEMPTS:
-            record.callback_state = CallbackState.FAILED
+        record.callback_state = state_after(result, record.callback_attempts)
+        if record.callback_state == CallbackState.FAILED:
             log.warning("callback for upgrade %s failed after %d attempts", record.upgrade_id, record.callback_attempts)
 
 

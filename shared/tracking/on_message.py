@@ -63,18 +63,7 @@ def handle_message(tracker: Tracker, message: TrackMessage) -> None:
     except UpgradeError as error:
         tracker.remember_error(record, error)
         raise RetryLater(f"status check of upgrade {record.upgrade_id} failed: {error.detail}") from None
-    tracker.settle(record, report)
-    tracker.schedule_next_check(record)
-    if record.is_final and record.callback_state == CallbackState.PENDING:
-        # Queued before the final write: if this instance dies after it, or loses that write to a GET whose
-        # own delivery message another instance already ran, this message still sends the callback.
-        tracker.guard_callback(record)
-    if not tracker.save(record) or not record.is_final:
-        return
-    tracker.log_final(record)
-    tracker.reached_final(record)
-    if record.callback_state == CallbackState.PENDING:
-        tracker.deliver(record)
+    tracker.record_check(record, report, from_queue=True)
 
 
 def adopt_callback(record: UpgradeRecord, url: str) -> None:

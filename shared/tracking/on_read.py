@@ -9,7 +9,7 @@ from shared.errors import NotFound, PartnerCenterUnknownUpgrade, UpgradeError
 from shared.tracking import policy
 from shared.tracking.tracker import Tracker
 from shared.tracking.unknown_upgrades import UNKNOWN
-from shared.upgrades.model import CallbackState, UpgradeRecord
+from shared.upgrades.model import UpgradeRecord
 
 log = get_logger(__name__)
 
@@ -42,14 +42,5 @@ def read_status(tracker: Tracker, upgrade_id: str, customer_id: str | None) -> U
         log.info("upgrade %s was not recorded; recovered it from Partner Center", upgrade_id)
     else:
         log.info("upgrade %s was stale; checked it live and rescheduled tracking", upgrade_id)
-    tracker.settle(checked, report)
-    tracker.schedule_next_check(checked)
-    if checked.is_final and checked.callback_state == CallbackState.PENDING:
-        tracker.schedule(checked, 0)  # UpgradeStatus delivers it; a GET never waits on a receiver
-    if tracker.save(checked) and checked.is_final:
-        tracker.log_final(checked)
-        try:
-            tracker.reached_final(checked)
-        except UpgradeError as error:  # the next queue message for this upgrade runs the hook again
-            log.warning("batches waiting on upgrade %s not settled yet: %s", upgrade_id, error.detail)
+    tracker.record_check(checked, report, from_queue=False)
     return checked

@@ -16,7 +16,7 @@ from typing import Any
 from shared.correlation import get_logger
 from shared.partner_center.client import StatusReport
 from shared.settings import Settings
-from shared.upgrades.model import State, UpgradeRecord
+from shared.upgrades.model import CallbackState, State, UpgradeRecord
 
 log = get_logger(__name__)
 
@@ -24,24 +24,45 @@ KNOWN_IN_PROGRESS = frozenset({"pending", "inprogress", "in progress", "in_progr
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Meaning:
+    """What a status report means for the upgrade: its state, and the error when Failed."""
+
     state: State
     error: dict[str, Any] | None
 
 
-def interpret(report: StatusReport) -> Outcome:
+def apply_report(record: UpgradeRecord, report: StatusReport, now: float, settings: Settings) -> None:
+    """One report applied to the record: state, error, timing, the next check, a callback made due."""
+    meaning = interpret(report)
+    record.checks += 1
+    record.last_checked_at = record.updated_at = now
+    record.partner_center_status = report.status
+    record.line_items = report.line_items
+    record.status, record.error = meaning.state, meaning.error
+    tracked_too_long = timed_out(record, now, settings)
+    if tracked_too_long:
+        record.status, record.error = State.TIMED_OUT, tracked_too_long
+    if record.is_final:
+        record.next_check_at = None
+        if record.callback_url and record.callback_state == CallbackState.NONE:
+            record.callback_state = CallbackState.PENDING
+    else:
+        record.next_check_at = now + next_delay(settings, record.checks)
+
+
+def interpret(report: StatusReport) -> Meaning:
     status = (report.status or "").strip().lower()
     failed_items = [i for i in report.line_items if "fail" in str(i.get("status", "")).lower()]
     if "fail" in status or failed_items:
         details = report.error_details or next(
             (i.get("errorDetails") for i in failed_items if isinstance(i.get("errorDetails"), dict)), None
         )
-        return Outcome(State.FAILED, _error(details, failed_items))
+        return Meaning(State.FAILED, _error(details, failed_items))
     if status == "completed":
-        return Outcome(State.COMPLETED, None)
+        return Meaning(State.COMPLETED, None)
     if status not in KNOWN_IN_PROGRESS:
         log.warning("Partner Center sent an unrecognised upgrade status %r; still tracking it", report.status)
-    return Outcome(State.IN_PROGRESS, None)
+    return Meaning(State.IN_PROGRESS, None)
 
 
 def _error(details: Any, failed_items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 from shared.clock import Clock
 from shared.concurrency import submit
@@ -21,11 +22,18 @@ from shared.settings import Settings
 from shared.storage.records import ConcurrentUpdate, UpgradeStore
 from shared.storage.status_message import TrackMessage
 from shared.storage.status_queue import StatusQueue
-from shared.tracking import policy
+from shared.tracking import callback_policy, policy
 from shared.tracking.callbacks import CallbackSender
-from shared.upgrades.model import CallbackState, State, UpgradeRecord
+from shared.upgrades.model import CallbackState, UpgradeRecord
 
 log = get_logger(__name__)
+
+
+class UpgradeFinalListener(Protocol):
+    """Told once an upgrade is final (and again for a duplicate message: it must be idempotent); a storage failure
+    raises, so the queue path retries. Batches waiting on the upgrade settle their row (BatchCompletion)."""
+
+    def upgrade_final(self, record: UpgradeRecord) -> None: ...
 
 
 class Tracker:
@@ -38,10 +46,11 @@ class Tracker:
         partner_center: PartnerCenterClient,
         callbacks: CallbackSender,
         clock: Clock,
-        on_final: Callable[[UpgradeRecord], None] | None = None,
+        final_listener: Callable[[], UpgradeFinalListener] | None = None,
     ) -> None:
+        """`final_listener`: builds the listener on first use (it needs the tracker's own collaborators)."""
         self.settings = settings
-        self._on_final = on_final
+        self._final_listener = final_listener
         self.store = store
         self.clock = clock
         self._queue = queue
@@ -127,24 +136,35 @@ class Tracker:
             code = unknown.partner_center.code if unknown.partner_center else None
             return policy.unknown_upgrade_report(code, unknown.detail)
 
-    def settle(self, record: UpgradeRecord, report: StatusReport) -> None:
-        """Apply one report to the record (no I/O): state, error, timing, next check, callback pending."""
-        now = self.clock.now()
-        outcome = policy.interpret(report)
-        record.checks += 1
-        record.last_checked_at = record.updated_at = now
-        record.partner_center_status = report.status
-        record.line_items = report.line_items
-        record.status, record.error = outcome.state, outcome.error
-        timed_out = policy.timed_out(record, now, self.settings)
-        if timed_out:
-            record.status, record.error = State.TIMED_OUT, timed_out
-        if record.is_final:
-            record.next_check_at = None
-            if record.callback_url and record.callback_state == CallbackState.NONE:
-                record.callback_state = CallbackState.PENDING
-        else:
-            record.next_check_at = now + policy.next_delay(self.settings, record.checks)
+    def record_check(self, record: UpgradeRecord, report: StatusReport, *, from_queue: bool) -> None:
+        """One status check's whole sequence, for both paths: apply the report, schedule the next check, guard
+        the callback a final state makes due, save (ETag), and once final: log, tell the final listener, deliver.
+
+        The queue path (`from_queue`) makes the first callback attempt itself, its follow-up queued before the
+        final write; a storage failure of the listener raises (the host retries the message). The read path
+        (a GET) never waits on a receiver: its guard is a message due at once, which makes the attempt, and a
+        listener failure is only logged (that message runs the listener again)."""
+        policy.apply_report(record, report, self.clock.now(), self.settings)
+        self.schedule_next_check(record)
+        if record.is_final and record.callback_state == CallbackState.PENDING:
+            # Queued before the final write: if this instance dies after it, or loses that write to another
+            # handler whose own message already ran, this message still sends the callback.
+            if from_queue:
+                self.guard_callback(record)
+            else:
+                self.schedule(record, 0)
+        if not self.save(record) or not record.is_final:
+            return
+        self.log_final(record)
+        if from_queue:
+            self.reached_final(record)
+            if record.callback_state == CallbackState.PENDING:
+                self.deliver(record)
+            return
+        try:
+            self.reached_final(record)
+        except UpgradeError as error:
+            log.warning("batches waiting on upgrade %s not settled yet: %s", record.upgrade_id, error.detail)
 
     def schedule_next_check(self, record: UpgradeRecord) -> None:
         if record.next_check_at is not None and not record.is_final:
@@ -193,15 +213,15 @@ class Tracker:
     def reached_final(self, record: UpgradeRecord) -> None:
         """The upgrade is final: batches waiting on it settle their row (shared/batches/completion.py).
         Idempotent, so a duplicate message runs it again safely; a storage failure raises for a retry."""
-        if self._on_final is not None:
-            self._on_final(record)
+        if self._final_listener is not None:
+            self._final_listener().upgrade_final(record)
 
     def guard_callback(self, record: UpgradeRecord) -> None:
         """Queue the next callback attempt of a final record before anything it guards happens: before this
         attempt, and on the queue path before the final state is even written. Whatever instance dies after
         this, and wherever, that message delivers (or finds the callback delivered and does nothing); it is
         also the retry after a failed attempt. Raises UpgradeError when the queue is down (nothing sent yet)."""
-        self.schedule(record, policy.next_delay(self.settings, record.callback_attempts))
+        self.schedule(record, callback_policy.next_attempt_delay(self.settings, record.callback_attempts))
 
     def deliver(self, record: UpgradeRecord) -> None:
         """One callback attempt, its follow-up already queued by `guard_callback`. Never raises."""
