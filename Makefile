@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test lint typecheck pytest bench clean infra-check caller-key
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
@@ -77,6 +77,10 @@ demo: deps
 
 bench: deps
 	$(PY) -m bench
+
+# Named caller keys in Key Vault: make caller-key ARGS="--vault <name> create crm --roles Upgrades.Create"
+caller-key: deps
+	$(PY) -m tools.caller_keys $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

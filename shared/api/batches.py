@@ -6,11 +6,12 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.api.accept import prefers
+from shared.api.callers import BATCHES_REPORT, BATCHES_UPGRADE, note_targets, requested_by, require_role
 from shared.api.http import _answer, _base_url, _json
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.export import to_csv
-from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS
+from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, Mode
 from shared.batches.validation import encode_token, parse_batch_request, parse_customer_query
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
@@ -34,9 +35,11 @@ def get_batch_customers(req: func.HttpRequest) -> func.HttpResponse:
 def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     request = parse_batch_request(req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts)
+    require_role(BATCHES_UPGRADE if request.mode == Mode.UPGRADE else BATCHES_REPORT)
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
     base = _base_url(req, app)
-    started = app.batches.start(request, key, correlation_id, base)
+    started = app.batches.start(request, key, correlation_id, base, requested_by())
+    note_targets(started.batch_id)
     location = app.follow_links.batch_location(base, started.batch_id)
     return _json(202, dict(started.body), {"Location": location, "Retry-After": str(started.retry_after)})
 

@@ -85,6 +85,8 @@ class BatchRecord:
     callback_attempts: int = 0
     base_url: str = ""  # where the batch was submitted: the callback's URLs are built on it
     error: str | None = None  # why the batch ended short of its customer list (the listing was refused or given up)
+    requested_by: dict[str, Any] | None = None  # {kind, id, name} of the caller that started it
+    cancelled_by: dict[str, Any] | None = None  # likewise of the caller that cancelled it; None until then
     queued: bool = True  # its first message is on the queue (False from storing until then: a POST retry sends it)
     etag: str | None = None
 
@@ -124,6 +126,8 @@ class BatchRecord:
             "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
             "statusUri": batch_status_uri(base_url, self.batch_id),
             "error": self.error,
+            "requestedBy": self.requested_by,
+            "cancelledBy": self.cancelled_by,
             "callback": {
                 "url": self.callback_url,
                 "state": str(self.callback_state),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import (
@@ -50,7 +51,14 @@ class BatchService:
         self._idempotency = idempotency
         self._clock = clock
 
-    def start(self, request: BatchRequest, key: str | None, correlation_id: str, base_url: str) -> Started:
+    def start(
+        self,
+        request: BatchRequest,
+        key: str | None,
+        correlation_id: str,
+        base_url: str,
+        requested_by: dict[str, Any] | None = None,
+    ) -> Started:
         claim: Claim | None = None
         if key is not None:
             claimed = self._idempotency().claim(KEY_PREFIX + key, request.fingerprint())
@@ -64,7 +72,7 @@ class BatchService:
                 return Started(batch_id, batch.to_resource(base_url), claimed.retry_after)
             claim = claimed
         try:
-            batch = self._store_batch(request, correlation_id, base_url)
+            batch = self._store_batch(request, correlation_id, base_url, requested_by)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
@@ -80,7 +88,9 @@ class BatchService:
         self._store.mark_queued(batch.batch_id)
         batch.queued = True
 
-    def _store_batch(self, request: BatchRequest, correlation_id: str, base_url: str) -> BatchRecord:
+    def _store_batch(
+        self, request: BatchRequest, correlation_id: str, base_url: str, requested_by: dict[str, Any] | None
+    ) -> BatchRecord:
         now = self._clock.now()
         batch = BatchRecord(
             batch_id=str(uuid.uuid4()),
@@ -93,6 +103,7 @@ class BatchService:
             listing_done=not request.all_customers,
             callback_url=request.callback_url,
             base_url=base_url,
+            requested_by=requested_by,
             queued=False,
         )
         ids = request.customer_ids or ()
