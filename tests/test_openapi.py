@@ -784,7 +784,7 @@ def test_the_example_client_refuses_a_base_url_ending_in_api_with_a_clear_error(
 
 def test_the_example_client_sends_no_key_header_when_it_has_no_key() -> None:
     client = microservice_client.UpgradeClient("http://127.0.0.1:7071", None)
-    assert "x-functions-key" not in client.session.headers
+    assert "X-Caller-Key" not in client.session.headers
 
 
 class _ScriptedApp:
@@ -857,7 +857,7 @@ def test_the_client_retries_safely_and_follows_location_to_the_end() -> None:
                 _status_response(_final_record()),
             ]
         )
-        client = microservice_client.UpgradeClient(app.base_url, "the-function-key", sleep=sleeps.append)
+        client = microservice_client.UpgradeClient(app.base_url, "the-caller-key", sleep=sleeps.append)
         final = client.upgrade(CUSTOMER_ID, idempotency_key="crm-42")
     assert app.violations == []
     assert final["status"] == "Completed"
@@ -868,7 +868,7 @@ def test_the_client_retries_safely_and_follows_location_to_the_end() -> None:
         ("GET", FOLLOW_PATH),
         ("GET", FOLLOW_PATH),
     ]
-    assert all(headers["x-functions-key"] == "the-function-key" for _, _, headers in app.requests)
+    assert all(headers["x-caller-key"] == "the-caller-key" for _, _, headers in app.requests)
     assert {headers["idempotency-key"] for method, _, headers in app.requests if method == "POST"} == {"crm-42"}
     assert sleeps == [7, 2, 60, 180]  # Retry-After of the 503, the 409, the 202 and the in-progress 202
 
