@@ -148,6 +148,11 @@ class Checked(list[Client]):
         super().__init__()
         self.credential = credential
 
+    def append(self, client: Client) -> None:
+        """Register `client`: it sends the default credential from now on (a request may replace it)."""
+        client.session.headers.update(self.credential)
+        super().append(client)
+
 
 @pytest.fixture
 def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[Checked]:
@@ -164,7 +169,6 @@ def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[Chec
 def start_host(app_dir: Path, environ: dict[str, str], checked: Checked) -> tuple[DevHost, Client]:
     host = DevHost(app_dir, http_port=0, environ=environ, queue_service=app_queue_service).start()
     client = Client(host.url)
-    client.session.headers.update(checked.credential)
     checked.append(client)
     return host, client
 
