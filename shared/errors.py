@@ -92,7 +92,7 @@ class InvalidFollowLink(UpgradeError):
     def __init__(self) -> None:
         super().__init__(
             "the link is incomplete, was changed or has expired; start again from the Location of a new request, "
-            "or call the statusUri with the function key"
+            "or call the statusUri with your credential"
         )
 
 

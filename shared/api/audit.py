@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
@@ -33,6 +34,7 @@ CSV_HEADER = (
     "correlationId", "status", "problemType", "reason",
 )  # fmt: skip
 MAX_TOP = 1000
+_FILTER = re.compile(r"[ -~]{1,200}")
 _ROW_KEY = re.compile(r"[0-9]{13}-[0-9a-f]{12}")  # shared/audit/log.py row keys
 
 
@@ -74,7 +76,9 @@ def audit_answer(app: Services, req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/audit`: JSON pages, or with `Accept: text/csv` the page as CSV (formula-safe cells)."""
     from shared.audit.log import AuditQuery  # noqa: PLC0415 - loads with the first audit read
 
-    query = _parse(req.params, AuditQuery)
+    # the URL's own query too: a worker may drop blank values (`from=`), which must be a 400, not "no filter"
+    params = dict(parse_qsl(urlsplit(req.url).query, keep_blank_values=True)) | dict(req.params)
+    query = _parse(params, AuditQuery)
     trail = callers(app).audit
     trail.purge()
     entries, after = trail.query(query)
@@ -93,8 +97,8 @@ def _parse(params: Mapping[str, str], make: Any) -> Any:
     since, until = _time(params, "from", errors), _time(params, "to", errors)
     caller_id, action = params.get("callerId"), params.get("action")
     for name, value in (("callerId", caller_id), ("action", action)):
-        if value is not None and not (0 < len(value) <= 200 and value.isprintable()):
-            errors.append(FieldError(name, "must be 1-200 printable characters"))
+        if value is not None and not _FILTER.fullmatch(value):
+            errors.append(FieldError(name, "must be 1-200 printable ASCII characters"))
     top_text = params.get("top", "100")
     if not top_text.isdigit() or not 1 <= int(top_text) <= MAX_TOP:
         errors.append(FieldError("top", f"must be a whole number from 1 to {MAX_TOP}"))
@@ -111,7 +115,7 @@ def _time(params: Mapping[str, str], name: str, errors: list[FieldError]) -> flo
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value.upper() else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
