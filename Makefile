@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test test-under-load unit consent consent-rehearsal lint typecheck pytest bench clean infra-check
+.PHONY: help deps run demo test test-under-load unit consent consent-rehearsal lint typecheck pytest bench clean infra-check caller-key
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
@@ -107,6 +107,10 @@ consent: $(PY_STAMP)
 
 consent-rehearsal: $(PY_STAMP)
 	$(PY) -m tools.consent_rehearsal $(ARGS)
+
+# Named caller keys in Key Vault: make caller-key ARGS="--vault <name> create crm --roles Upgrades.Create"
+caller-key: deps
+	$(PY) -m tools.caller_keys $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """`make bench`: the app against a naive relay, on loopback against the sandbox. Prints a Markdown report.
 
-    python -m bench [--quick] [--only-scale | --fleet-only | --routes-only]
+    python -m bench [--quick] [--only-scale | --fleet-only | --routes-only | --auth-only]
 
 Numbers depend on the machine; bench/README.md keeps the ones measured where this was written.
 """
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--only-scale", action="store_true", help="only sections 5 and 6 (several instances)")
     parser.add_argument("--fleet-only", action="store_true", help="only section 7, the whole fleet")
     parser.add_argument("--routes-only", action="store_true", help="only section 8, every route beside a batch")
+    parser.add_argument("--auth-only", action="store_true", help="only section 9, the caller check (token vs key)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the report is the output; the app's per-request lines would drown it
     runs = (50, 20) if args.quick else (300, 100)
@@ -37,7 +38,11 @@ def main() -> None:
         f"{platform.platform(terse=True)}",
         "",
     ]
-    if args.routes_only:
+    if args.auth_only:
+        from bench.auth import auth_section
+
+        lines += auth_section()
+    elif args.routes_only:
         lines += _routes_section()
     elif not args.fleet_only:
         with local_stack() as stack:
@@ -47,10 +52,13 @@ def main() -> None:
                 lines += scale
             else:
                 lines += _single_instance_sections(stack, runs) + scale
-    if not (args.only_scale or args.routes_only):
+    if not (args.only_scale or args.routes_only or args.auth_only):
         lines += _fleet_section(customers=1000 if args.quick else 2000)
-    if not (args.only_scale or args.fleet_only or args.routes_only):
+    if not (args.only_scale or args.fleet_only or args.routes_only or args.auth_only):
         lines += _routes_section()
+        from bench.auth import auth_section
+
+        lines += auth_section()
     lines += ["", f"Benchmark wall time: {time.perf_counter() - started:.0f} s."]
     report = "\n".join(lines)
     print(report)

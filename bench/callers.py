@@ -38,9 +38,10 @@ class Submission:
 
 
 class Callers:
-    def __init__(self, instances: list[Instance], deadline: float) -> None:
+    def __init__(self, instances: list[Instance], deadline: float, credential: dict[str, str] | None = None) -> None:
         self.instances = instances
         self.deadline = deadline
+        self.credential = dict(credential or {})  # sent on every request (a caller key with the roles needed)
         self.in_flight = Counter[int]()  # requests being answered, per instance
         self.responses: list[requests.Response] = []  # every answer, for contract and leak checks
         self._lock = threading.Lock()
@@ -51,6 +52,7 @@ class Callers:
         if session is None:
             session = requests.Session()
             session.trust_env = False
+            session.headers.update(self.credential)
             self._local.session = session
         return session
 

@@ -21,7 +21,7 @@ import RunBatch
 import StartBatch
 import UpgradeStatus
 from bench.fleet_clients import BareClient, ClientRun, run_script
-from bench.stack import Stack
+from bench.stack import CALLER, Stack
 from localstack.virtual_queues import VirtualQueues
 from sandbox.fleet import Fleet, Kind
 from sandbox.server import Recorded
@@ -74,7 +74,7 @@ def _use_app(stack: Stack, name: str) -> None:
 def _run_batch(stack: Stack, name: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """POST /api/batches, then the queues until they drain. Returns the batch and its virtual duration."""
     request = func.HttpRequest(
-        "POST", "https://bench.example/api/batches", headers={"Content-Type": "application/json"},
+        "POST", "https://bench.example/api/batches", headers={"Content-Type": "application/json", **CALLER},
         body=json.dumps(body).encode(),
     )  # fmt: skip
     started = stack.clock.now()
@@ -88,7 +88,7 @@ def _run_batch(stack: Stack, name: str, body: dict[str, Any]) -> tuple[dict[str,
     record = services().batch_store.get(batch_id)
     assert record is not None and record.completed_at is not None, "the batch did not complete"
     read = func.HttpRequest(
-        "GET", f"https://bench.example/api/batches/{batch_id}", headers={}, route_params={"batchId": batch_id},
+        "GET", f"https://bench.example/api/batches/{batch_id}", headers=CALLER, route_params={"batchId": batch_id},
         body=b"",
     )  # fmt: skip
     return json.loads(GetBatch.main(read).get_body()), record.completed_at - started

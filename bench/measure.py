@@ -22,7 +22,7 @@ import CreateUpgrade
 import UpgradeStatus
 from bench.latency_proxy import LatencyProxy, delayed_connection_string
 from bench.naive_relay import relay_create
-from bench.stack import ROOT, Stack, create_request
+from bench.stack import CALLER, ROOT, Stack, create_request
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET
@@ -190,7 +190,8 @@ import {functions}  # the worker loads every function at start
 import CreateUpgrade
 loaded = time.perf_counter()
 print("--- functions loaded ---", file=sys.stderr, flush=True)
-request = func.HttpRequest("POST", "https://bench.example/api/upgrades", headers={{"Content-Type": "application/json"}},
+request = func.HttpRequest("POST", "https://bench.example/api/upgrades",
+    headers={{"Content-Type": "application/json", "X-Caller-Key": "{caller_key}"}},
     body=json.dumps({{"customerId": "{customer}", "productFamily": "Azure"}}).encode())
 status = CreateUpgrade.main(request).status_code
 first = time.perf_counter()
@@ -229,7 +230,9 @@ def cold_start(stack: Stack, runs: int = 5) -> ColdStart:
 
 def _cold_once(stack: Stack, *, importtime: bool) -> dict[str, float]:
     env = os.environ | stack.env | {"UPGRADE_STATUS_QUEUE": "bench-cold", "UPGRADES_TABLE": "benchcold"}
-    probe = PROBE.format(root=str(ROOT), functions=", ".join(FUNCTIONS), customer=uuid.uuid4())
+    probe = PROBE.format(
+        root=str(ROOT), functions=", ".join(FUNCTIONS), customer=uuid.uuid4(), caller_key=CALLER["X-Caller-Key"]
+    )
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", probe]
     spawned = time.perf_counter()  # CLOCK_MONOTONIC: the probe's perf_counter reads the same clock
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=120)  # noqa: S603

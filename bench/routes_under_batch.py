@@ -61,6 +61,7 @@ def measure(sandbox: Sandbox, storage: str, workdir: Path) -> RoutesUnderBatch:
     try:
         with instances(1, settings, workdir) as (host, *_), requests.Session() as session:
             session.trust_env = False
+            session.headers["X-Caller-Key"] = sandbox.seed_caller_key(f"routes-{run}")
             base = host.url
             ids = [_create(session, base, c.customer_id) for c in tracked.customers]  # the status checks' load
             probes = _probes(session, base, ids, tracked.customers[0].customer_id)

@@ -129,7 +129,8 @@ def run_scale_out(
         waits, deadline = plan.waits, plan.deadline_seconds or plan.waits.final
         with instances(plan.instances, settings, workdir, queue_lease=plan.queue_lease_seconds, app_logs=True) as hosts:
             started = time.monotonic()
-            callers = Callers(hosts, started + deadline)
+            key = sandbox.seed_caller_key(f"scale-{run}")
+            callers = Callers(hosts, started + deadline, {"X-Caller-Key": key})
             submissions = _submissions(customers, plan, sink.url)
             at_kill = _submit_and_kill(callers, submissions, plan)
             sandbox.partner_center.faults = normal_faults

@@ -43,6 +43,9 @@ class Stack:
         reset_services()
 
 
+CALLER: dict[str, str] = {}  # the credential every benchmark request sends: a caller key with every role
+
+
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
@@ -51,6 +54,7 @@ def local_stack() -> Iterator[Stack]:
         try:
             with Sandbox(Path(work) / "sandbox", clock=clock) as sandbox:
                 sam = sandbox.seed_sam_credentials()
+                CALLER["X-Caller-Key"] = sandbox.seed_caller_key("bench")
                 for name in FOREIGN_SETTINGS:
                     os.environ.pop(name, None)
                 env = app_environment(
@@ -63,7 +67,7 @@ def local_stack() -> Iterator[Stack]:
 
 def create_request(customer_id: str | None = None, *, key: str | None = None) -> func.HttpRequest:
     body = {"customerId": customer_id or str(uuid.uuid4()), "productFamily": "Azure"}
-    headers = {"Content-Type": "application/json"} | ({"Idempotency-Key": key} if key else {})
+    headers = {"Content-Type": "application/json", **CALLER} | ({"Idempotency-Key": key} if key else {})
     return func.HttpRequest(
         "POST", "https://bench.example/api/upgrades", headers=headers, body=json.dumps(body).encode()
     )

@@ -1,18 +1,19 @@
 """A microservice's client for Partner Center Upgrade Functions, using `requests` (docs/microservice.md).
 
     export PCU_BASE_URL=https://your-function-app.azurewebsites.net
-    export PCU_FUNCTION_KEY='<a function key>'
+    export PCU_CALLER_KEY='<name>.<secret>'   # a caller key (make run prints one)
     python examples/microservice_client.py 4f6a2d1e-8c3b-4e5f-9a7d-2b1c0e9f8a76 --idempotency-key crm-42
 
 prints the final status resource as JSON (exit 0 when Completed, 1 otherwise). From code::
 
-    client = UpgradeClient(base_url, function_key)
+    client = UpgradeClient(base_url, caller_key)
     final = client.upgrade(customer_id, idempotency_key=f"crm-{account_id}")
     if final["status"] != "Completed": ...
 
 What it does:
-- sends the function key as `x-functions-key` on every call, including every poll of `Location` (the app's
-  `Location` carries no key), and an `Idempotency-Key` on every submit (a new UUID unless you give one), so a
+- sends the caller key as `X-Caller-Key` on every call (a service with a managed identity would send an Entra
+  token instead: README "Securing callers"; the `Location` polls are follow links and need neither), and an
+  `Idempotency-Key` on every submit (a new UUID unless you give one), so a
   retried submit never creates a second upgrade;
 - retries a submit with the same key when that is safe: 409 `idempotency-key-in-flight` and 503 after
   `Retry-After`, 502 `partner-center-error` / 504 / connection failures with exponential back-off;
@@ -87,7 +88,7 @@ class UpgradeClient:
     def __init__(
         self,
         base_url: str,
-        function_key: str | None,
+        caller_key: str | None,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 90.0),  # the app answers a submit within about 60 s
@@ -103,8 +104,8 @@ class UpgradeClient:
                 "the client adds /api/upgrades itself"
             )
         self.session = session or requests.Session()
-        if function_key:  # a local `make run` asks for no key; Azure does
-            self.session.headers["x-functions-key"] = function_key
+        if caller_key:
+            self.session.headers["X-Caller-Key"] = caller_key
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_wait = max_wait
@@ -232,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callback-url", help="https URL on the deployment's CALLBACK_ALLOWED_HOSTS")
     parser.add_argument("--max-wait", type=float, default=3600.0, help="seconds to follow the upgrade (default 3600)")
     args = parser.parse_args(argv)
-    base_url, key = os.environ.get("PCU_BASE_URL"), os.environ.get("PCU_FUNCTION_KEY")
+    base_url, key = os.environ.get("PCU_BASE_URL"), os.environ.get("PCU_CALLER_KEY")
     if not base_url:
-        print("set PCU_BASE_URL (and PCU_FUNCTION_KEY for an app in Azure)", file=sys.stderr)
+        print("set PCU_BASE_URL and PCU_CALLER_KEY (`make run` prints a local one)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -57,6 +57,9 @@ param statusMaxTrackingHours int
 param partnerCenterTimeoutSeconds int
 param partnerCenterBatchCallsPerMinute int
 param consentCheckSchedule string
+param callerTenantId string
+param callerApiAudience string
+param auditRetentionDays int
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -100,6 +103,11 @@ var appSettings = {
   PARTNER_CENTER_BATCH_CALLS_PER_MINUTE: string(partnerCenterBatchCallsPerMinute)
   CONSENT_CHECK_SCHEDULE: consentCheckSchedule
   IDEMPOTENCY_CLAIM_LEASE_SECONDS: '120'
+  // Callers (docs/deploy.md, "Callers"): whose tokens, for which API registration; caller keys; the audit trail.
+  CALLER_TENANT_ID: callerTenantId
+  CALLER_API_AUDIENCE: callerApiAudience
+  CALLER_KEY_SECRET_PREFIX: 'caller-key-'
+  AUDIT_RETENTION_DAYS: string(auditRetentionDays)
   // Location headers and follow links are never built from a request's Host header in Azure: the partner's
   // API Management / Front Door address when given, else the site's own default host name (read from the site,
   // not composed from its name: a unique default host name carries a hash and a region).

@@ -45,6 +45,18 @@ param refreshTokenSecretExists bool = false
 @description('The partner\'s Entra tenant: GUID or domain (PARTNER_TENANT_ID).')
 param partnerTenantId string
 
+@description('Tenant whose Entra tokens callers present (CALLER_TENANT_ID). Empty = the partner tenant.')
+param callerTenantId string = ''
+
+@minLength(1)
+@description('The app\'s API registration: its client id, the `aud` of callers\' v2 tokens (CALLER_API_AUDIENCE). infra/register_api.sh creates it.')
+param callerApiAudience string
+
+@minValue(1)
+@maxValue(3650)
+@description('Days audit entries are kept (AUDIT_RETENTION_DAYS).')
+param auditRetentionDays int = 400
+
 @description('Partner Center REST root. Change only for a national cloud.')
 param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
 
@@ -241,6 +253,9 @@ module app 'app.bicep' = {
     partnerCenterTimeoutSeconds: partnerCenterTimeoutSeconds
     partnerCenterBatchCallsPerMinute: partnerCenterBatchCallsPerMinute
     consentCheckSchedule: empty(consentCheckSchedule) ? defaultConsentCheckSchedule : consentCheckSchedule
+    callerTenantId: empty(callerTenantId) ? partnerTenantId : callerTenantId
+    callerApiAudience: callerApiAudience
+    auditRetentionDays: auditRetentionDays
   }
   // The identity must hold its storage roles before the app reads its deployment container and starts.
   dependsOn: [

@@ -77,7 +77,10 @@ def _sandbox_lines(stack: LocalStack) -> list[str]:
     body = f'{{"customerId": "{eligible.customer_id}", "productFamily": "Azure"}}'
     key = stack.keys.any_host_key() if stack.keys is not None else None
     key_header = f" -H 'x-functions-key: {key}'" if key else ""
+    key_header += f" -H 'X-Caller-Key: {stack.caller_key}'" if stack.caller_key else ""
     lines += [
+        "",
+        f"  Caller key (every role; local sandbox only): {stack.caller_key}",
         "",
         "  Try it (or `make demo` in another terminal; requests.http has every call):",
         f"    curl -i {stack.url}/api/upgrades -H 'Content-Type: application/json' -H 'Idempotency-Key: try-1'"

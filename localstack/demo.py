@@ -65,6 +65,7 @@ class Target:
     callback_url: str | None = None
     key: str | None = None
     stack: LocalStack | None = None
+    caller_key: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         session.trust_env = not _is_loopback(target.base_url)  # no proxy between us and a local app
         if target.key:
             session.headers["x-functions-key"] = target.key
+        if target.caller_key:
+            session.headers["X-Caller-Key"] = target.caller_key
         if args.callback and not target.callback_url:
             print("No local callback receiver is known for this app; submitting without callbackUrl.")
         callback_url = target.callback_url if args.callback else None
@@ -178,7 +181,8 @@ def _use_run(runs: list[dict[str, Any]], args: argparse.Namespace) -> Target | i
     key = args.key
     if key is None and state.get("keysFile"):
         key = HostKeys.load(Path(str(state["keysFile"]))).any_host_key()
-    return Target(base_url, callback_url=state.get("callbackUrl"), key=key)
+    caller_key = str(state["callerKey"]) if state.get("callerKey") else None
+    return Target(base_url, callback_url=state.get("callbackUrl"), key=key, caller_key=caller_key)
 
 
 def _start_own(args: argparse.Namespace) -> Target | int:
@@ -194,7 +198,8 @@ def _start_own(args: argparse.Namespace) -> Target | int:
         print(f"localstack: cannot start: {exc}", file=sys.stderr)
         return 1
     print(f"Ready in {time.perf_counter() - began:.1f} s on {stack.url}.")
-    return Target(stack.url, callback_url=stack.callbacks.url if stack.callbacks else None, stack=stack)
+    callbacks = stack.callbacks.url if stack.callbacks else None
+    return Target(stack.url, callback_url=callbacks, stack=stack, caller_key=stack.caller_key)
 
 
 def run_one(

@@ -145,6 +145,7 @@ class LocalStack:
         self.sandbox: Any = None  # sandbox.stack.Sandbox (imported only in sandbox mode)
         self.callbacks: CallbackSink | None = None
         self.fleet_counts: dict[str, int] = {}  # per kind, when a fleet was added
+        self.caller_key: str | None = None  # sandbox mode: a local caller key with every role (printed, in state)
         self.host: DevHost | None = None
         self.environ: dict[str, str] = {}
         self._environ_changes = EnvironChanges()
@@ -232,6 +233,7 @@ class LocalStack:
         self._cleanups.append(sandbox.stop)
         self.sandbox = sandbox
         seed = seed_sandbox(sandbox)
+        self.caller_key = sandbox.seed_caller_key("local")  # every role: `make demo` and requests.http use it
         if self.fleet:
             self.fleet_counts = sandbox.add_fleet(self.fleet, seed=FLEET_SEED, complete_after=20).counts()
         self.timings.sandbox = time.perf_counter() - started
@@ -296,6 +298,7 @@ class LocalStack:
             "url": self.url,
             "callbackUrl": self.callbacks.url if self.callbacks else None,
             "keysFile": str(self.keys_file.resolve()) if self.keys_file and self.keys else None,
+            "callerKey": self.caller_key,  # a local sandbox key (run dir only); never a real one
             "storagePorts": self.azurite.ports if self.azurite else None,
             "azuritePid": self.azurite.pid if self.azurite else None,
             "azuriteCommand": self.azurite.command if self.azurite else None,

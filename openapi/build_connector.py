@@ -19,8 +19,10 @@ Swagger 2.0 and the Power Platform connector designer understand:
   to the end, so the designer offers the final status's fields as dynamic content.
 - Operations marked `x-connector-omit` are left out: the anonymous follow routes are where `Location` points,
   which Power Automate follows by itself, not actions a flow author picks.
-- Security: one `apiKey` scheme named `api_key`, sent as the `x-functions-key` header (apiProperties.json
-  declares the matching `api_key` connection parameter). `host` is a placeholder unless `--host` is given.
+- Security: OAuth 2.0 with Microsoft Entra ID (`oauth2_auth`, authorization code: each connection signs a
+  user in; the token's `roles` are the app roles assigned to that user). apiProperties.json declares the
+  matching `aad` identity provider; docs/power-automate.md says how to set its client id and resource, and how
+  to use a caller key instead. `host` is a placeholder unless `--host` is given.
 Only PyYAML and the standard library are needed.
 """
 
@@ -46,7 +48,7 @@ CONNECTOR_DESCRIPTION = (
     "Upgrade CSP customers from legacy Azure subscriptions to the Azure plan through Partner Center, "
     "and follow each upgrade to its final status."
 )
-SECURITY_NAME = "api_key"
+SECURITY_NAME = "oauth2_auth"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Schema keywords Swagger 2.0 shares with JSON Schema 2020-12 and that the designer understands.
 KEPT_KEYWORDS = (
@@ -147,10 +149,12 @@ class _Builder:
             "responses": {},
             "securityDefinitions": {
                 SECURITY_NAME: {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "x-functions-key",
-                    "description": "A function key of the Function App.",
+                    "type": "oauth2",
+                    "flow": "accessCode",
+                    "authorizationUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
+                    "tokenUrl": "https://login.windows.net/common/oauth2/authorize",
+                    "scopes": {},
+                    "description": "Microsoft Entra ID: a token for the app's API, with the app roles of the user.",
                 }
             },
             "security": [{SECURITY_NAME: []}],

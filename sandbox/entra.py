@@ -33,6 +33,9 @@ from urllib.parse import urlencode, urlsplit
 
 from sandbox import aadsts, tokens
 from sandbox.aadsts import EntraError
+from sandbox.entra_api import ApiAuthority, ApiClient
+from sandbox.entra_discovery import instance_metadata as _instance_metadata
+from sandbox.entra_discovery import openid_configuration as _openid_configuration
 from sandbox.entra_grants import DEFAULT_USER, Code, Grant, Grants
 from sandbox.entra_tokens import GRAPH_RESOURCE, OIDC_SCOPES, AccessTokens, v1_answer, v1_target, v2_answer, v2_target
 from sandbox.server import Clock, Recorded, Response, Route, StandIn
@@ -70,6 +73,14 @@ class EntraStandIn(StandIn):
         self.exchanges = 0  # refresh_token grants answered, successful or not
         self._grants = Grants()  # apps, refresh tokens, codes
         self._tokens = AccessTokens()  # the signing key, live access tokens
+        self.api = ApiAuthority(lambda: self.url, tenant_id)  # the app's own API: app roles, RS256 keys
+
+    def register_api_client(self, roles: tuple[str, ...] | None = None) -> ApiClient:
+        """A client app with `roles` (default: all) of the app's API, and its secret registered here."""
+        with self._lock:
+            client = self.api.register(*(() if roles is None else (roles,)))
+            self._grants.apps[client.client_id] = client.secret
+            return client
 
     # --- test helpers
 
@@ -130,6 +141,7 @@ class EntraStandIn(StandIn):
             Route("POST", rf"{_TENANT}/oauth2/token", "token", self._token_v1),
             Route("POST", rf"{_TENANT}/oauth2/v2\.0/token", "token", self._token_v2),
             Route("GET", rf"{_TENANT}/oauth2/v2\.0/authorize", "authorize", self._authorize),
+            Route("GET", rf"(?:{_TENANT})?/discovery/v2\.0/keys", "keys", self._keys),
         ]
 
     def fault_body(self, status: int, retry_after: int | None) -> Any:
@@ -158,6 +170,10 @@ class EntraStandIn(StandIn):
             return self._refuse(error)
         return Response(200, _openid_configuration(self.url, tenant, issuer, version))
 
+    def _keys(self, request: Recorded, params: dict[str, str]) -> Response:
+        with self._lock:
+            return Response(200, self.api.jwks())
+
     def _token_v1(self, request: Recorded, params: dict[str, str]) -> Response:
         return self._token(request, params["tenant"], v2=False)
 
@@ -173,6 +189,8 @@ class EntraStandIn(StandIn):
             try:
                 self._check_tenant(tenant)
                 client_id = self._grants.authenticate_client(request, form, self.tenant_id)
+                if grant_type == "client_credentials" and v2:
+                    return Response(200, self.api.client_credentials(form, client_id, self.clock()))
                 return Response(200, self._issue(form, self._redeem(grant_type, form, client_id), v2=v2))
             except EntraError as error:
                 return self._refuse(error)
@@ -249,38 +267,6 @@ class EntraStandIn(StandIn):
 
     def _refuse(self, error: EntraError) -> Response:
         return Response(error.status, aadsts.body(error, self.clock()))
-
-
-def _instance_metadata(url: str, host: str, tenant: str) -> dict[str, Any]:
-    """The instance discovery answer MSAL asks for: this stand-in is its own (only) alias."""
-    return {
-        "tenant_discovery_endpoint": f"{url}/{tenant}/v2.0/.well-known/openid-configuration",
-        "api-version": "1.1",
-        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-    }
-
-
-def _openid_configuration(url: str, tenant: str, issuer: str, version: str) -> dict[str, Any]:
-    """The OpenID configuration of `tenant` (`version` "/v2.0" or "" for v1), endpoints on this stand-in."""
-    base = f"{url}/{tenant}/oauth2{version}"
-    return {
-        "issuer": issuer,
-        "authorization_endpoint": f"{base}/authorize",
-        "token_endpoint": f"{base}/token",
-        "device_authorization_endpoint": f"{base}/devicecode",
-        "end_session_endpoint": f"{base}/logout",
-        "jwks_uri": f"{url}/{tenant}/discovery{version}/keys",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "code_challenge_methods_supported": ["plain", "S256"],
-        "tenant_region_scope": "EU",
-        "cloud_instance_name": "microsoftonline.com",
-        "msgraph_host": "graph.microsoft.com",
-    }
 
 
 def _authorize_refusal(request: Recorded, *, consent_denied: bool) -> EntraError | None:

@@ -81,6 +81,11 @@ class KeyVaultStandIn(StandIn):
             stamps["created"] = int(stamps["created"] - seconds)
             stamps["updated"] = int(stamps["updated"] - seconds)
 
+    def delete(self, name: str) -> None:
+        """Delete secret `name` as `DELETE /secrets/{name}` would (it waits, recoverable, among deleted secrets)."""
+        with self._lock:
+            self._secrets.delete(self.url, name, int(self.clock()))
+
     def reads(self, name: str) -> int:
         """Authorized GETs of secret `name` (any version, found or not) since the last reset."""
         with self._lock:

@@ -25,6 +25,7 @@ from typing import Self
 
 from sandbox.customers import DEMO_CUSTOMERS
 from sandbox.entra import EntraStandIn
+from sandbox.entra_api import ALL_ROLES
 from sandbox.fleet import Fleet, Mix, generate_fleet
 from sandbox.key_vault import KeyVaultStandIn
 from sandbox.managed_identity import ManagedIdentityStandIn
@@ -32,12 +33,14 @@ from sandbox.partner_center import PartnerCenterStandIn
 from sandbox.server import Clock, StandIn
 from sandbox.tls import LocalCA
 from sandbox.tokens import DEFAULT_TENANT_ID
+from shared.auth.caller_keys import new_key
 
 APP_ID_SECRET = "partner-center-app-id"
 APP_SECRET_SECRET = "partner-center-app-secret"
 REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
 CALLBACK_SIGNING_KEY_SECRET = "callback-signing-key"
 STATUS_LINK_KEY_SECRET = "status-link-signing-key"
+CALLER_KEY_PREFIX = "caller-key-"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Sandbox:
         self.key_vault = KeyVaultStandIn(ca=self.ca, identity=self.identity, clock=clock)
         self.entra = EntraStandIn(ca=self.ca, tenant_id=tenant_id, clock=clock)
         self.partner_center = PartnerCenterStandIn(ca=self.ca, entra=self.entra, clock=clock)
+        self.caller_keys: list[str] = []  # every caller key seeded, for leak checks
 
     @property
     def stand_ins(self) -> tuple[StandIn, ...]:
@@ -128,6 +132,15 @@ class Sandbox:
         self.key_vault.seed(STATUS_LINK_KEY_SECRET, link_key)
         return SamSeed(app_id, app_secret, refresh_token, signing_key, version, link_key)
 
+    def seed_caller_key(self, name: str, roles: tuple[str, ...] = ALL_ROLES, *, prefix: str = CALLER_KEY_PREFIX) -> str:
+        """A named caller key with `roles`, stored as the operator tool stores it (a new version of secret
+        `{prefix}{name}`: the previous version stays valid, as after a rotation); returns the key, which only the
+        caller holds. Every key seeded here is in `caller_keys` for the tests' leak check."""
+        key, record = new_key(name, set(roles))
+        self.key_vault.seed(prefix + name, record.to_json())
+        self.caller_keys.append(key)
+        return key
+
     def add_demo_customers(self) -> None:
         for customer in DEMO_CUSTOMERS:
             self.partner_center.add_customer(dataclasses.replace(customer))
@@ -147,6 +160,7 @@ class Sandbox:
             "PARTNER_TENANT_ID": self.tenant_id,
             "PARTNER_CENTER_BASE_URL": self.partner_center.url,
             "AZURE_AUTHORITY_HOST": self.entra.url,
+            "CALLER_API_AUDIENCE": self.entra.api.audience,  # the app's API registration (its client id)
             **self.identity.environment(),
             "REQUESTS_CA_BUNDLE": bundle,
             "SSL_CERT_FILE": bundle,

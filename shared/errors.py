@@ -92,8 +92,28 @@ class InvalidFollowLink(UpgradeError):
     def __init__(self) -> None:
         super().__init__(
             "the link is incomplete, was changed or has expired; start again from the Location of a new request, "
-            "or call the statusUri with the function key"
+            "or call the statusUri with your credential"
         )
+
+
+class Unauthenticated(UpgradeError):
+    """No valid credential. One body for every reason (the reason goes to the log and the audit entry only)."""
+
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "send an Entra ID access token for this API (Authorization: Bearer) or a caller key (X-Caller-Key)"
+        )
+        self.reason = reason
+
+
+class Forbidden(UpgradeError):
+    status, slug, title = 403, "forbidden", "The caller lacks the role this request needs"
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"this request needs the role {role}")
+        self.role = role
 
 
 class IdempotencyKeyReused(UpgradeError):

@@ -50,6 +50,11 @@ class SecretStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    @property
+    def client(self) -> SecretClient:
+        """The vault client, for readers with their own cache (shared/auth/caller_keys.py reads key versions)."""
+        return self._client
+
     def get(self, name: str) -> Secret:
         entry = self._fresh(name)
         if entry:

@@ -58,6 +58,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PARTNER_CENTER_BATCH_CALLS_PER_MINUTE", "300", "cap on batch calls to Partner Center, all instances"),
     SettingSpec("CONSENT_CHECK_SCHEDULE", "0 30 3 * * *", "NCRONTAB (UTC) of the consent keep-alive"),
     SettingSpec(
+        "CALLER_TENANT_ID", None, "tenant whose Entra tokens callers present (GUID); unset = the partner tenant"
+    ),
+    SettingSpec("CALLER_API_AUDIENCE", None, "aud of callers' tokens: the API registration's client id (required)"),
+    SettingSpec("CALLER_KEY_SECRET_PREFIX", "caller-key-", "Key Vault secret name prefix of named caller keys"),
+    SettingSpec("AUDIT_RETENTION_DAYS", "400", "how long audit entries are kept"),
+    SettingSpec(
         "IDEMPOTENCY_CLAIM_LEASE_SECONDS", "120", "an Idempotency-Key claim left by a dead instance is taken over after"
     ),
 )
@@ -68,6 +74,7 @@ STORAGE_IDENTITY_SUFFIXES = ("queueServiceUri", "tableServiceUri", "accountName"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+_KEY_PREFIX = re.compile(r"^[0-9A-Za-z-]{1,60}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _NCRONTAB = re.compile(r"^\S+( \S+){5}$")  # six fields: second minute hour day month day-of-week
 
@@ -108,6 +115,10 @@ class Settings:
     batch_calls_per_minute: int
     consent_check_schedule: str
     idempotency_claim_lease_seconds: int
+    caller_tenant_id: str
+    caller_api_audience: str
+    caller_key_secret_prefix: str
+    audit_retention_days: int
 
     @property
     def callbacks_enabled(self) -> bool:
@@ -142,6 +153,12 @@ class Settings:
                 "CONSENT_CHECK_SCHEDULE", _NCRONTAB, "an NCRONTAB expression with six fields"
             ),
             idempotency_claim_lease_seconds=reader.integer("IDEMPOTENCY_CLAIM_LEASE_SECONDS", 1, 3600),
+            caller_tenant_id=reader.caller_tenant(),
+            caller_api_audience=reader.required("CALLER_API_AUDIENCE"),
+            caller_key_secret_prefix=reader.pattern(
+                "CALLER_KEY_SECRET_PREFIX", _KEY_PREFIX, "letters, digits, hyphens"
+            ),
+            audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 1, 3650),
         )
         if settings.first_check_seconds > settings.max_interval_seconds:
             reader.problems.append("STATUS_FIRST_CHECK_SECONDS must not exceed STATUS_MAX_INTERVAL_SECONDS")
@@ -191,6 +208,13 @@ class _Reader:
         if value and not (GUID_PATTERN.fullmatch(value) or _DOMAIN.fullmatch(value)):
             self.problems.append(f"{name} must be a tenant GUID or domain name")
         return value
+
+    def caller_tenant(self) -> str:
+        """CALLER_TENANT_ID, else PARTNER_TENANT_ID (a GUID or a domain: the token check reads the tenant's GUID
+        from its OpenID metadata)."""
+        if self.raw("CALLER_TENANT_ID") is None:
+            return (self.raw("PARTNER_TENANT_ID") or "").lower()
+        return self.tenant("CALLER_TENANT_ID").lower()
 
     def secret_name(self, name: str) -> str:
         return self.pattern(name, _SECRET_NAME, "a Key Vault secret name (letters, digits, hyphens)")

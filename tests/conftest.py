@@ -114,7 +114,9 @@ def app(
     app_env: dict[str, str], azurite: Azurite, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> Iterator[AppHarness]:
     caplog.set_level(logging.DEBUG)
-    harness = AppHarness(azurite, app_env["UPGRADE_STATUS_QUEUE"], app_env["UPGRADE_BATCH_QUEUE"])
+    key = sandbox.seed_caller_key(f"tests-{uuid.uuid4().hex[:8]}")  # every role: tests of roles send their own
+    credential = {"X-Caller-Key": key}
+    harness = AppHarness(azurite, app_env["UPGRADE_STATUS_QUEUE"], app_env["UPGRADE_BATCH_QUEUE"], credential)
     yield harness
     secrets = known_secrets(sandbox)
     leaks = find_leaks(secrets, [r.getMessage() for r in caplog.records], harness.answers)

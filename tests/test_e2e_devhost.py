@@ -32,6 +32,7 @@ from localstack.azurite import Azurite
 from localstack.storage import app_queue_service
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
+from support.callers import bearer
 from support.harness import Answer
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import check_response
@@ -140,10 +141,23 @@ def e2e_env(app_env: dict[str, str], configure: Callable[..., None]) -> dict[str
     return app_env | schedule
 
 
+class Checked(list[Client]):
+    """The clients of a test, and the credential they send by default (a caller key with every role)."""
+
+    def __init__(self, credential: dict[str, str]) -> None:
+        super().__init__()
+        self.credential = credential
+
+    def append(self, client: Client) -> None:
+        """Register `client`: it sends the default credential from now on (a request may replace it)."""
+        client.session.headers.update(self.credential)
+        super().append(client)
+
+
 @pytest.fixture
-def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[list[Client]]:
+def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[Checked]:
     """Clients registered here get the contract and leak checks after the test."""
-    clients: list[Client] = []
+    clients = Checked({"X-Caller-Key": sandbox.seed_caller_key(f"e2e-{uuid.uuid4().hex[:8]}")})
     yield clients
     answers = [a for c in clients for a in c.as_answers()]
     leaks = find_leaks(known_secrets(sandbox), [r.getMessage() for r in caplog.records], answers)
@@ -152,7 +166,7 @@ def checked(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> Iterator[list
     assert not violations, "responses the OpenAPI contract does not describe:\n" + "\n".join(violations)
 
 
-def start_host(app_dir: Path, environ: dict[str, str], checked: list[Client]) -> tuple[DevHost, Client]:
+def start_host(app_dir: Path, environ: dict[str, str], checked: Checked) -> tuple[DevHost, Client]:
     host = DevHost(app_dir, http_port=0, environ=environ, queue_service=app_queue_service).start()
     client = Client(host.url)
     checked.append(client)
@@ -160,7 +174,7 @@ def start_host(app_dir: Path, environ: dict[str, str], checked: list[Client]) ->
 
 
 @pytest.fixture
-def real_app(e2e_env: dict[str, str], checked: list[Client]) -> Iterator[tuple[DevHost, Client]]:
+def real_app(e2e_env: dict[str, str], checked: Checked) -> Iterator[tuple[DevHost, Client]]:
     """The repository's own app folder, as deployed."""
     host, client = start_host(ROOT, e2e_env, checked)
     yield host, client
@@ -168,7 +182,7 @@ def real_app(e2e_env: dict[str, str], checked: list[Client]) -> Iterator[tuple[D
 
 
 @pytest.fixture
-def fast_retry_app(tmp_path: Path, e2e_env: dict[str, str], checked: list[Client]) -> Iterator[tuple[DevHost, Client]]:
+def fast_retry_app(tmp_path: Path, e2e_env: dict[str, str], checked: Checked) -> Iterator[tuple[DevHost, Client]]:
     """A copy of the app whose host.json retries a failed message at once.
 
     The real host.json makes a failed message visible again after 30 s (visibilityTimeout) and polls an idle
@@ -333,3 +347,43 @@ def test_a_report_batch_runs_through_the_batch_queue_trigger_until_completed(
     assert csv_answer.status_code == 200 and csv_answer.headers["Content-Type"].startswith("text/csv")
     assert len(csv_answer.text.strip().splitlines()) == 6
     assert poller.outcomes["ok"] >= 2 and poller.outcomes["failed"] == poller.outcomes["poisoned"] == 0
+
+
+# --- callers: through Microsoft's worker -------------------------------------------------------------------
+
+
+def test_callers_are_checked_through_the_worker(real_app: tuple[DevHost, Client], sandbox: Sandbox) -> None:
+    _, client = real_app
+    body = {"customerId": str(uuid.uuid4()), "productFamily": "Azure"}
+    reader = sandbox.seed_caller_key(f"e2e-reader-{uuid.uuid4().hex[:6]}", ("Upgrades.Read",))
+    api_client, token = bearer(sandbox, ("Upgrades.Create", "Upgrades.Read"))
+    bad = sandbox.entra.api.bad_token("expired", api_client, sandbox.clock())
+    no_key = {"X-Caller-Key": ""}  # requests drops a header set to None; an empty one is no credential either
+
+    refused = {
+        path: client.request(method, path, headers={**no_key}, json=body if method == "POST" else None)
+        for method, path in (("POST", "/api/upgrades"), ("GET", "/api/upgrades"), ("GET", "/api/health"),
+                             ("GET", "/api/audit"), ("GET", f"/api/batches/{uuid.uuid4()}"))
+    }  # fmt: skip
+    expired = client.request("POST", "/api/upgrades", json=body, headers={"X-Caller-Key": "", **_auth(bad)})
+    forbidden = client.request("POST", "/api/upgrades", json=body, headers={"X-Caller-Key": reader})
+    accepted = client.request("POST", "/api/upgrades", json=body, headers={"X-Caller-Key": "", **token})
+    status = client.request("GET", accepted.headers["Location"])
+
+    bodies = {json.dumps({k: v for k, v in r.json().items() if k != "correlationId"}) for r in refused.values()}
+    assert {r.status_code for r in refused.values()} == {401} and len(bodies) == 1
+    assert all(r.headers["WWW-Authenticate"] == "Bearer" for r in refused.values())
+    assert (
+        expired.status_code == 401
+        and json.dumps({k: v for k, v in expired.json().items() if k != "correlationId"}) in bodies
+    )
+    assert forbidden.status_code == 403 and "Upgrades.Create" in forbidden.json()["detail"]
+    assert accepted.status_code == 202, accepted.text
+    assert status.json()["requestedBy"]["kind"] == "token"
+    assert len(sandbox.partner_center.requests_to("create")) == 1  # only the accepted one reached Partner Center
+    audit = client.request("GET", "/api/audit", params={"top": "20"}).json()["items"]
+    assert sorted(e["outcome"]["status"] for e in audit) == [202, 401, 401, 401, 401, 401, 401, 403]
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

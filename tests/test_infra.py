@@ -309,6 +309,7 @@ def test_settings_set_only_when_chosen_are_ones_the_app_treats_as_unset(value: s
         "PARTNER_TENANT_ID": "contoso.onmicrosoft.com",
         "AzureWebJobsStorage__queueServiceUri": "https://sttest.queue.core.windows.net/",
         "AzureWebJobsStorage__tableServiceUri": "https://sttest.table.core.windows.net/",
+        "CALLER_API_AUDIENCE": "7d0c7a41-3b9f-4a52-9c1e-6f2d8b4a1c30",
     }
     assert optional == ["CALLBACK_ALLOWED_HOSTS"], "app.bicep sets CALLBACK_ALLOWED_HOSTS only when chosen"
     for name in optional:

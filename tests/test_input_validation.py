@@ -23,7 +23,8 @@ CUSTOMER = "2f1c1e8a-3b7d-4c55-9a60-6f3c5d2e1a10"
 def assert_untouched(sandbox: Sandbox) -> None:
     assert sandbox.partner_center.log == []
     assert sandbox.entra.log == []
-    assert sandbox.key_vault.log == []
+    # the only Key Vault reads: the caller's key, checked before anything else (docs/design.md, "Callers")
+    assert [r.path for r in sandbox.key_vault.log if "/secrets/caller-key-" not in r.path] == []
 
 
 def assert_problem(answer_json: dict[str, object], status: int, slug: str, field: str | None = None) -> None:

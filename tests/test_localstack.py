@@ -86,6 +86,7 @@ def test_queue_client_factory_resolves_identity_based_storage_as_the_app_does() 
         "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
         "AzureWebJobsStorage__credential": "managedidentity",
         "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001",
+        "CALLER_API_AUDIENCE": "7d0c7a41-3b9f-4a52-9c1e-6f2d8b4a1c30",
     }
     client = app_queue_service("AzureWebJobsStorage", settings)
     assert client.url.startswith("https://acct.queue.core.windows.net")

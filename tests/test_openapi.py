@@ -252,16 +252,16 @@ def _nullable(schema: dict[str, Any]) -> bool:
     return (isinstance(types, list) and "null" in types) or {"type": "null"} in schema.get("oneOf", [])
 
 
-def test_the_connector_sends_the_function_key_of_its_api_key_connection_parameter() -> None:
+def test_the_connector_signs_users_in_with_entra_id() -> None:
     connector = _connector()
-    scheme = connector["securityDefinitions"]["api_key"]
-    assert list(connector["securityDefinitions"]) == ["api_key"]
-    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-functions-key")
-    assert connector["security"] == [{"api_key": []}]
+    assert list(connector["securityDefinitions"]) == ["oauth2_auth"]
+    scheme = connector["securityDefinitions"]["oauth2_auth"]
+    assert (scheme["type"], scheme["flow"]) == ("oauth2", "accessCode")
+    assert scheme["authorizationUrl"].startswith("https://login.microsoftonline.com/")
+    assert connector["security"] == [{"oauth2_auth": []}]
     properties = json.loads((build_connector.CONNECTOR_DIR / "apiProperties.json").read_text())["properties"]
-    parameter = properties["connectionParameters"]["api_key"]
-    assert parameter["type"] == "securestring"
-    assert parameter["uiDefinition"]["constraints"]["required"] == "true"
+    parameter = properties["connectionParameters"]["token"]
+    assert (parameter["type"], parameter["oAuthSettings"]["identityProvider"]) == ("oauthSetting", "aad")
     assert re.fullmatch(r"#[0-9A-Fa-f]{6}", properties["iconBrandColor"])
     assert properties["iconBrandColor"].lower() not in ("#007ee5", "#ffffff")  # refused by certification
 
@@ -292,8 +292,7 @@ def test_the_spec_routes_are_the_function_json_routes() -> None:
     for function_json in sorted(ROOT.glob("*/function.json")):
         for binding in json.loads(function_json.read_text())["bindings"]:
             if binding["type"] == "httpTrigger":
-                follow = binding["route"].startswith("follow/")
-                assert binding["authLevel"] == ("anonymous" if follow else "function"), function_json
+                assert binding["authLevel"] == "anonymous", function_json  # the app checks callers (follow: sig)
                 for method in binding["methods"]:
                     routes |= {(method.lower(), path) for path in _route_paths(f"/{prefix}/{binding['route']}")}
     spec_routes = {(method, _PARAMETER.sub("{}", path)) for method, path in _spec_operations(connector=False)}
@@ -301,10 +300,13 @@ def test_the_spec_routes_are_the_function_json_routes() -> None:
     for (_, path), operation in _spec_operations(connector=False).items():
         anonymous = path.startswith("/api/follow/")
         assert (operation.get("security") == []) == anonymous, path
-        assert bool(operation.get("x-connector-omit")) == anonymous, path
+        assert bool(operation.get("x-connector-omit")) == (anonymous or path == "/api/audit"), path  # operator only
+        if not anonymous:
+            assert operation["security"] == [{"entraToken": []}, {"callerKeyHeader": []}, {"callerKeyQuery": []}]
     schemes = spec()["components"]["securitySchemes"]
-    assert schemes["functionKeyHeader"] == {**schemes["functionKeyHeader"], "in": "header", "name": "x-functions-key"}
-    assert schemes["functionKeyQuery"] == {**schemes["functionKeyQuery"], "in": "query", "name": "code"}
+    assert (schemes["entraToken"]["type"], schemes["entraToken"]["scheme"]) == ("http", "bearer")
+    assert schemes["callerKeyHeader"] == {**schemes["callerKeyHeader"], "in": "header", "name": "X-Caller-Key"}
+    assert schemes["callerKeyQuery"] == {**schemes["callerKeyQuery"], "in": "query", "name": "callerKey"}
 
 
 # --- examples in the spec are valid -------------------------------------------------------------------
@@ -385,6 +387,8 @@ ERROR_FACTORIES: dict[type[app_errors.UpgradeError], Callable[[], app_errors.Upg
     app_errors.PartnerCenterThrottled: lambda: app_errors.PartnerCenterThrottled("429", 30, _fault(429)),
     app_errors.DependencyUnavailable: lambda: app_errors.DependencyUnavailable("storage down"),
     app_errors.DependencyMisconfigured: lambda: app_errors.DependencyMisconfigured("403"),
+    app_errors.Unauthenticated: lambda: app_errors.Unauthenticated("expired"),
+    app_errors.Forbidden: lambda: app_errors.Forbidden("Upgrades.Create"),
 }
 
 
@@ -411,7 +415,12 @@ def test_every_problem_the_app_answers_is_described(error_class: type[app_errors
         (method, path)
         for (method, path), template in OPERATIONS.items()
         if str(response.status_code) in described[f"{method} {template}"]
-        and (response.status_code != 401 or template.startswith("/api/follow/"))  # else the host's empty 401
+        # a follow link's 401 is invalid-follow-link; every other route's is unauthenticated
+        and (
+            response.status_code != 401
+            or template.startswith("/api/follow/") == (error_class is app_errors.InvalidFollowLink)
+        )
+        and (response.status_code != 403 or not template.startswith("/api/follow/"))
     ]
     assert operations, f"status {response.status_code} of {error_class.__name__} is described for no operation"
     for method, path in operations:
@@ -493,6 +502,7 @@ def _accepted(partner_center: _PartnerCenter, tracker: _Tracker) -> tuple[int, d
             "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
             "PARTNER_TENANT_ID": "contoso.onmicrosoft.com",
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "CALLER_API_AUDIENCE": "7d0c7a41-3b9f-4a52-9c1e-6f2d8b4a1c30",
         }
     )
     service = UpgradeService(settings, partner_center, lambda: None, lambda: tracker, _Clock())
@@ -628,7 +638,7 @@ def _case_unknown_route() -> tuple[str, str, int, dict[str, str], dict[str, Any]
 
 
 def _case_body_on_401() -> tuple[str, str, int, dict[str, str], dict[str, Any] | bytes]:
-    return "GET", STATUS_PATH, 401, {"content-type": "text/plain"}, b"Unauthorized"
+    return "GET", STATUS_PATH, 401, {"content-type": "text/plain", "x-correlation-id": CORRELATION_ID}, b"Unauthorized"
 
 
 def _case_not_json() -> tuple[str, str, int, dict[str, str], dict[str, Any] | bytes]:
@@ -650,7 +660,7 @@ NEGATIVE_CASES: dict[str, tuple[Callable[[], tuple[str, str, int, dict[str, str]
     "Location of another upgrade": (_case_location_of_another_upgrade, "does not point at upgrade"),
     "no x-correlation-id": (_case_missing_correlation_id, "header x-correlation-id is missing"),
     "unknown route": (_case_unknown_route, "no operation in openapi/openapi.yaml for DELETE"),
-    "body on 401": (_case_body_on_401, "12-byte body where none is described"),
+    "body on 401": (_case_body_on_401, "text/plain is not a described media type"),
     "body not JSON": (_case_not_json, "body is not UTF-8 JSON"),
 }
 
@@ -664,8 +674,8 @@ def test_the_checker_reports_responses_that_do_not_match(case: str) -> None:
     assert any(expected in v for v in violations), violations
 
 
-def test_the_checker_accepts_an_empty_401_from_the_functions_host() -> None:
-    assert check_response("POST", "/api/upgrades", 401, {"content-length": "0"}, b"") == []
+def test_the_checker_refuses_an_empty_401_now_that_the_app_answers_every_401_itself() -> None:
+    assert check_response("POST", "/api/upgrades", 401, {"content-length": "0"}, b"") != []
 
 
 def test_the_checker_matches_paths_as_the_functions_host_routes_them() -> None:
@@ -777,7 +787,7 @@ def test_the_example_client_refuses_a_base_url_ending_in_api_with_a_clear_error(
 
 def test_the_example_client_sends_no_key_header_when_it_has_no_key() -> None:
     client = microservice_client.UpgradeClient("http://127.0.0.1:7071", None)
-    assert "x-functions-key" not in client.session.headers
+    assert "X-Caller-Key" not in client.session.headers
 
 
 class _ScriptedApp:
@@ -850,7 +860,7 @@ def test_the_client_retries_safely_and_follows_location_to_the_end() -> None:
                 _status_response(_final_record()),
             ]
         )
-        client = microservice_client.UpgradeClient(app.base_url, "the-function-key", sleep=sleeps.append)
+        client = microservice_client.UpgradeClient(app.base_url, "the-caller-key", sleep=sleeps.append)
         final = client.upgrade(CUSTOMER_ID, idempotency_key="crm-42")
     assert app.violations == []
     assert final["status"] == "Completed"
@@ -861,7 +871,7 @@ def test_the_client_retries_safely_and_follows_location_to_the_end() -> None:
         ("GET", FOLLOW_PATH),
         ("GET", FOLLOW_PATH),
     ]
-    assert all(headers["x-functions-key"] == "the-function-key" for _, _, headers in app.requests)
+    assert all(headers["x-caller-key"] == "the-caller-key" for _, _, headers in app.requests)
     assert {headers["idempotency-key"] for method, _, headers in app.requests if method == "POST"} == {"crm-42"}
     assert sleeps == [7, 2, 60, 180]  # Retry-After of the 503, the 409, the 202 and the in-progress 202
 

@@ -937,6 +937,7 @@ def test_seeded_sandbox_gives_the_app_everything_it_needs(sandbox: Sandbox, cloc
         "PARTNER_TENANT_ID",
         "PARTNER_CENTER_BASE_URL",
         "AZURE_AUTHORITY_HOST",
+        "CALLER_API_AUDIENCE",
         "IDENTITY_ENDPOINT",
         "IDENTITY_HEADER",
         "REQUESTS_CA_BUNDLE",

@@ -112,7 +112,7 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
         keys=HostKeys(master=(key,), host=(key,)),
     )
     with stack:
-        yield stack, key
+        yield stack, stack.caller_key  # the local caller key with every role that `make run` prints
 
 
 def load_schema(base_url: str, key: str) -> BaseSchema:
@@ -126,7 +126,7 @@ def load_schema(base_url: str, key: str) -> BaseSchema:
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": "all"},
             "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
             "checks": {"enabled": False} | {name: {"enabled": True} for name in CHECKS},
-            "auth": {"openapi": {"functionKeyHeader": {"api_key": key}}},
+            "auth": {"openapi": {"callerKeyHeader": {"api_key": key}}},
         }
     )
     return schemathesis.openapi.from_path(str(SPEC), config=config)

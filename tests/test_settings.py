@@ -13,6 +13,7 @@ REQUIRED = {
     "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
     "PARTNER_TENANT_ID": "contoso.onmicrosoft.com",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "CALLER_API_AUDIENCE": "7d0c7a41-3b9f-4a52-9c1e-6f2d8b4a1c30",
 }
 
 

@@ -7,12 +7,13 @@ import azure.functions as func
 
 from shared.api.accept import prefers
 from shared.api.batch_input import encode_token, parse_batch_request, parse_customer_query
+from shared.api.callers import BATCHES_REPORT, BATCHES_UPGRADE, note_targets, requested_by, require_role
 from shared.api.http import _answer, _base_url, _json, without_callback_url
 from shared.api.queue import run_message
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
-from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord
+from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord, Mode
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
 
@@ -40,9 +41,11 @@ def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     hosts = app.settings.callback_allowed_hosts
     request = parse_batch_request(req.get_body(), req.headers.get("content-type"), hosts, req.params, app.clock.now())
+    require_role(BATCHES_UPGRADE if request.mode == Mode.UPGRADE else BATCHES_REPORT)
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
     base = _base_url(req, app)
-    started = app.batches.start(request, key, correlation_id, base)
+    started = app.batches.start(request, key, correlation_id, base, requested_by())
+    note_targets(started.batch_id)
     location = app.follow_links.batch_location(base, started.batch_id)
     return _json(202, dict(started.body), {"Location": location, "Retry-After": str(started.retry_after)})
 

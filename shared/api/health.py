@@ -13,14 +13,13 @@ It never calls Partner Center or Entra ID (a health probe must not spend or rota
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from shared.consent.health import assess_consent
-from shared.correlation import correlation_id_from, correlation_scope, get_logger
+from shared.correlation import get_logger
 from shared.errors import UpgradeError, where
 from shared.services import Services, services
 from shared.settings import ConfigurationError
@@ -37,19 +36,21 @@ Check = dict[str, Any]
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    correlation_id = correlation_id_from(req.headers.get("x-correlation-id"))
-    with correlation_scope(correlation_id):
-        started = time.monotonic()
-        checks = run_checks()
-        failing = [name for name, check in checks.items() if check["status"] != HEALTHY]
-        body = {"status": UNHEALTHY if failing else HEALTHY, "checks": checks}
-        status = 503 if failing else 200
-        headers = {"Cache-Control": "no-store", "x-correlation-id": correlation_id}
-        log.info(
-            "Health GET -> %d in %.0f ms (failing: %s)",
-            status, (time.monotonic() - started) * 1000, ", ".join(failing) or "none",
-        )  # fmt: skip
-        return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
+    """Through the one answer wrapper: the caller needs Operations.Read (so the settings must load first: with
+    invalid settings the answer is the 500 configuration problem, whose detail says the log names them)."""
+    from shared.api.http import _answer  # noqa: PLC0415 - http imports the services this module reports on
+
+    return _answer(req, "Health", _health)
+
+
+def _health(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    checks = run_checks()
+    failing = [name for name, check in checks.items() if check["status"] != HEALTHY]
+    body = {"status": UNHEALTHY if failing else HEALTHY, "checks": checks}
+    status = 503 if failing else 200
+    log.info("Health checks failing: %s", ", ".join(failing) or "none")
+    headers = {"Cache-Control": "no-store"}
+    return func.HttpResponse(json.dumps(body), status_code=status, headers=headers, mimetype="application/json")
 
 
 def run_checks() -> dict[str, Check]:

@@ -14,6 +14,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.api.base_url import base_url
+from shared.api.callers import RequestContext, guard, note_targets, request_scope, requested_by
 from shared.api.follow_links import FOLLOW_PARTS, batch_customers_path, batch_path, upgrade_path
 from shared.api.problems import configuration_problem, internal_problem, problem_response
 from shared.api.validation import is_customer_id, parse_guid, parse_idempotency_key, parse_upgrade_request
@@ -38,14 +39,22 @@ def follow(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, "Follow", _follow)
 
 
+def get_audit(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api.audit import audit_answer  # noqa: PLC0415 - loads with the first audit read
+
+    return _answer(req, "GetAudit", lambda request, _: audit_answer(services(), request))
+
+
 def _create(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     app = services()
     base = _base_url(req, app)
     request = parse_upgrade_request(
         req.get_body(), req.headers.get("content-type"), app.settings.callback_allowed_hosts
     )
+    note_targets(request.customer_id)
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
-    accepted = app.upgrades.submit(request, key, correlation_id)
+    accepted = app.upgrades.submit(request, key, correlation_id, requested_by())
+    note_targets(accepted.upgrade_id)
     body = {**accepted.body, "statusUri": status_uri(base, accepted.upgrade_id, accepted.customer_id)}
     location = app.follow_links.upgrade_location(base, accepted.upgrade_id, accepted.customer_id)
     return _json(202, body, {"Location": location, "Retry-After": str(accepted.retry_after)})
@@ -110,10 +119,14 @@ def without_callback_url(resource: dict[str, Any]) -> dict[str, Any]:
 def _answer(
     req: func.HttpRequest, function: str, action: Callable[[func.HttpRequest, str], func.HttpResponse]
 ) -> func.HttpResponse:
+    """The one HTTP answer wrapper: caller and role first (shared/api/callers.py), then the action; errors become
+    problem+json; the audit entry (shared/api/audit.py) is written before the answer leaves."""
     correlation_id = correlation_id_from(req.headers.get("x-correlation-id"))
-    with correlation_scope(correlation_id):
+    context = RequestContext(function)
+    with correlation_scope(correlation_id), request_scope(context):
         started = time.monotonic()
         try:
+            guard(req, context, services())
             response = action(req, correlation_id)
         except UpgradeError as error:
             response = problem_response(error, correlation_id)
@@ -124,10 +137,20 @@ def _answer(
             log.error("unexpected %s in %s at %s", type(error).__name__, function, where(error))
             response = internal_problem(correlation_id)
         response.headers["x-correlation-id"] = correlation_id
+        _audit(context, response, correlation_id)
         log.info(
             "%s %s -> %d in %.0f ms", function, req.method, response.status_code, (time.monotonic() - started) * 1000
         )
         return response
+
+
+def _audit(context: RequestContext, response: func.HttpResponse, correlation_id: str) -> None:
+    from shared.api import audit  # noqa: PLC0415 - loads with the first audited answer
+
+    if audit.should_audit(context, response.status_code):
+        if context.reason:
+            log.warning("%s refused: %s", context.function, context.reason)
+        audit.write_entry(services(), context, response, correlation_id)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> func.HttpResponse:

@@ -11,7 +11,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.errors import TYPE_PREFIX, UpgradeError
+from shared.errors import TYPE_PREFIX, Unauthenticated, UpgradeError
 
 __all__ = ["MEDIA_TYPE", "TYPE_PREFIX", "configuration_problem", "internal_problem", "problem_response"]
 MEDIA_TYPE = "application/problem+json"
@@ -23,9 +23,12 @@ def problem_response(error: UpgradeError, correlation_id: str) -> func.HttpRespo
         extra["errors"] = [{"field": e.field, "detail": e.detail} for e in error.errors]
     if error.partner_center:
         extra["partnerCenter"] = error.partner_center.as_json()
-    return _problem(
+    response = _problem(
         error.status, error.slug, error.title, error.detail, correlation_id, extra=extra, retry_after=error.retry_after
     )
+    if isinstance(error, Unauthenticated):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def configuration_problem(correlation_id: str) -> func.HttpResponse:

@@ -9,6 +9,7 @@ One partition makes a customer row and the batch's counts changeable together in
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shared.batches.model import BatchRecord, BatchState, CustomerRow, Mode, Outcome
@@ -59,6 +60,8 @@ def batch_entity(record: BatchRecord) -> dict[str, Any]:
         "cancelledAt": record.cancelled_at,
         "excluded": record.excluded,
         **{f"count_{o}": record.counts[o] for o in Outcome},
+        "requestedBy": json.dumps(record.requested_by) if record.requested_by else None,
+        "cancelledBy": json.dumps(record.cancelled_by) if record.cancelled_by else None,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -86,6 +89,8 @@ def batch_from(entity: dict[str, Any], etag: str | None) -> BatchRecord:
         from_batch=entity.get("fromBatch"),
         cancelled_at=_float(entity.get("cancelledAt")),
         excluded=int(entity.get("excluded", 0)),
+        requested_by=json.loads(entity["requestedBy"]) if entity.get("requestedBy") else None,
+        cancelled_by=json.loads(entity["cancelledBy"]) if entity.get("cancelledBy") else None,
         etag=etag,
     )
 

@@ -99,6 +99,8 @@ class BatchRecord:
     callback_attempts: int = 0
     base_url: str = ""  # where the batch was submitted: the callback's URLs are built on it
     error: str | None = None  # why the batch ended short of its customer list (the listing was refused or given up)
+    requested_by: dict[str, Any] | None = None  # {kind, id, name} of the caller that started it
+    cancelled_by: dict[str, Any] | None = None  # likewise of the caller that cancelled it; None until then
     queued: bool = True  # its first message is on the queue (False from storing until then: a POST retry sends it)
     not_before: float | None = None  # no Partner Center call for the batch before this
     from_batch: str | None = None  # the batch whose rows it was made from
@@ -164,6 +166,8 @@ class BatchRecord:
             "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
             "statusUri": batch_status_uri(base_url, self.batch_id),
             "error": self.error,
+            "requestedBy": self.requested_by,
+            "cancelledBy": self.cancelled_by,
             "callback": {
                 "url": self.callback_url,
                 "state": str(self.callback_state),

@@ -15,6 +15,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import (
@@ -52,7 +53,14 @@ class BatchService:
         self._idempotency = idempotency
         self._clock = clock
 
-    def start(self, request: BatchRequest, key: str | None, correlation_id: str, base_url: str) -> Started:
+    def start(
+        self,
+        request: BatchRequest,
+        key: str | None,
+        correlation_id: str,
+        base_url: str,
+        requested_by: dict[str, Any] | None = None,
+    ) -> Started:
         claim: Claim | None = None
         if key is not None:
             claimed = self._idempotency().claim(KEY_PREFIX + key, request.fingerprint())
@@ -66,7 +74,7 @@ class BatchService:
                 return Started(batch_id, batch.to_resource(base_url), claimed.retry_after)
             claim = claimed
         try:
-            batch = self._store_batch(request, correlation_id, base_url)
+            batch = self._store_batch(request, correlation_id, base_url, requested_by)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
@@ -84,7 +92,9 @@ class BatchService:
         self._store.mark_queued(batch.batch_id)
         batch.queued = True
 
-    def _store_batch(self, request: BatchRequest, correlation_id: str, base_url: str) -> BatchRecord:
+    def _store_batch(
+        self, request: BatchRequest, correlation_id: str, base_url: str, requested_by: dict[str, Any] | None
+    ) -> BatchRecord:
         rows = self._selected_rows(request)
         now = self._clock.now()
         batch = BatchRecord(
@@ -99,6 +109,7 @@ class BatchService:
             status=BatchState.RUNNING if request.not_before is None else BatchState.SCHEDULED,
             callback_url=request.callback_url,
             base_url=base_url,
+            requested_by=requested_by,
             queued=False,
             not_before=request.not_before,
             from_batch=request.from_batch,

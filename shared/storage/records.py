@@ -51,6 +51,7 @@ def to_entity(record: UpgradeRecord) -> dict[str, Any]:
     }
     _put_json(entity, "lineItems", record.line_items)
     _put_json(entity, "error", record.error)
+    _put_json(entity, "requestedBy", record.requested_by)
     return {k: v for k, v in entity.items() if v is not None}
 
 
@@ -73,6 +74,7 @@ def from_entity(entity: dict[str, Any], etag: str | None) -> UpgradeRecord:
         callback_url=entity.get("callbackUrl"),
         callback_state=CallbackState(entity.get("callbackState", CallbackState.NONE)),
         callback_attempts=int(entity.get("callbackAttempts", 0)),
+        requested_by=_get_json(entity, "requestedBy"),
         etag=etag,
     )
 

@@ -67,7 +67,13 @@ class UpgradeService:
         self._tracker = tracker
         self._clock = clock
 
-    def submit(self, request: UpgradeRequest, key: str | None, correlation_id: str) -> Accepted:
+    def submit(
+        self,
+        request: UpgradeRequest,
+        key: str | None,
+        correlation_id: str,
+        requested_by: dict[str, Any] | None = None,
+    ) -> Accepted:
         claim: Claim | None = None
         request_id = str(uuid.uuid4())
         if key is not None:
@@ -86,7 +92,7 @@ class UpgradeService:
             claim = claimed
             request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
         try:
-            return self._forward(request, request_id, correlation_id, claim)
+            return self._forward(request, request_id, correlation_id, claim, requested_by=requested_by)
         except BaseException:
             if claim is not None:
                 self._idempotency().release(claim)
@@ -124,6 +130,8 @@ class UpgradeService:
         correlation_id: str,
         claim: Claim | None,
         budget: Budget | None = None,
+        *,
+        requested_by: dict[str, Any] | None = None,
     ) -> Accepted:
         budget = budget or Budget(CREATE_BUDGET_SECONDS, self._clock)
         upgrade_id = self._existing_upgrade(request, budget) if self._settings.check_eligibility else None
@@ -141,6 +149,7 @@ class UpgradeService:
             correlation_id=correlation_id,
             callback_url=request.callback_url,
             next_check_at=now + self._settings.first_check_seconds,
+            requested_by=requested_by,
         )
         accepted = self._accepted(request, record, record.status, existing)
         completing: Future[None] | None = None

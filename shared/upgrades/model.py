@@ -66,6 +66,7 @@ class UpgradeRecord:
     callback_url: str | None = None
     callback_state: CallbackState = CallbackState.NONE
     callback_attempts: int = 0
+    requested_by: dict[str, Any] | None = None  # {kind, id, name} of the caller that submitted it
     etag: str | None = None  # set once stored: None means "not in the table yet"
 
     @classmethod
@@ -79,6 +80,7 @@ class UpgradeRecord:
         correlation_id: str | None = None,
         callback_url: str | None = None,
         next_check_at: float | None = None,
+        requested_by: dict[str, Any] | None = None,
     ) -> UpgradeRecord:
         """A record for an upgrade seen for the first time (accepted, or recovered from Partner Center)."""
         return cls(
@@ -91,6 +93,7 @@ class UpgradeRecord:
             partner_center_location=location or f"productUpgrades/{upgrade_id}",
             correlation_id=correlation_id,
             callback_url=callback_url,
+            requested_by=requested_by,
         )
 
     @property
@@ -118,6 +121,7 @@ class UpgradeRecord:
             "checks": self.checks,
             "partnerCenterLocation": self.partner_center_location,
             "correlationId": self.correlation_id,
+            "requestedBy": self.requested_by,
             "callback": {
                 "url": self.callback_url,
                 "state": str(self.callback_state),

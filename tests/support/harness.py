@@ -28,6 +28,7 @@ import CancelBatch
 import CheckEligibility
 import CreateUpgrade
 import Follow
+import GetAudit
 import GetBatch
 import GetBatchCustomers
 import GetUpgradeStatus
@@ -72,10 +73,20 @@ class QueueRun:
 
 
 class AppHarness:
-    def __init__(self, azurite: Azurite, queue_name: str, batch_queue_name: str = "upgrade-batch") -> None:
+    """`credential`: headers every request to a keyed route carries (conftest: a caller key with every role,
+    seeded in the Key Vault stand-in); a test sets it to {} to send none, or to another caller's."""
+
+    def __init__(
+        self,
+        azurite: Azurite,
+        queue_name: str,
+        batch_queue_name: str = "upgrade-batch",
+        credential: Mapping[str, str] | None = None,
+    ) -> None:
         self.azurite = azurite
         self.queue_name = queue_name
         self.batch_queue_name = batch_queue_name
+        self.credential: dict[str, str] = dict(credential or {})
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
 
@@ -90,7 +101,7 @@ class AppHarness:
         content_type: str | None = "application/json",
         base_url: str = BASE_URL,
     ) -> Answer:
-        request = _json_post(f"{base_url}/api/upgrades", body, raw, headers, content_type)
+        request = _json_post(f"{base_url}/api/upgrades", body, raw, self._with(headers), content_type)
         return self._keep("POST", "/api/upgrades", CreateUpgrade.main(request))
 
     def get(
@@ -103,21 +114,21 @@ class AppHarness:
         params = {"customerId": customer_id} if customer_id is not None else {}
         url = f"{base_url}/api/upgrades/{upgrade_id}" + (f"?{urlencode(params)}" if params else "")
         request = func.HttpRequest(
-            "GET", url, headers=dict(headers or {}), params=params, route_params={"upgradeId": upgrade_id}, body=b""
+            "GET", url, headers=self._with(headers), params=params, route_params={"upgradeId": upgrade_id}, body=b""
         )
         return self._keep("GET", f"/api/upgrades/{upgrade_id}", GetUpgradeStatus.main(request))
 
     def list_upgrades(self, headers: Mapping[str, str] | None = None, **params: str) -> Answer:
         """GET /api/upgrades with these query parameters (ListUpgrades)."""
         url = f"{BASE_URL}/api/upgrades" + (f"?{urlencode(params)}" if params else "")
-        request = func.HttpRequest("GET", url, headers=dict(headers or {}), params=params, body=b"")
+        request = func.HttpRequest("GET", url, headers=self._with(headers), params=params, body=b"")
         return self._keep("GET", "/api/upgrades", ListUpgrades.main(request))
 
     def eligibility(self, customer_id: str, headers: Mapping[str, str] | None = None) -> Answer:
         """GET /api/customers/{customerId}/eligibility (CheckEligibility)."""
         path = f"/api/customers/{customer_id}/eligibility"
         request = func.HttpRequest(
-            "GET", BASE_URL + path, headers=dict(headers or {}), route_params={"customerId": customer_id}, body=b""
+            "GET", BASE_URL + path, headers=self._with(headers), route_params={"customerId": customer_id}, body=b""
         )
         return self._keep("GET", path, CheckEligibility.main(request))
 
@@ -131,7 +142,7 @@ class AppHarness:
         headers: Mapping[str, str] | None = None,
         content_type: str | None = "application/json",
     ) -> Answer:
-        request = _json_post(f"{BASE_URL}/api/batches", body, raw, headers, content_type)
+        request = _json_post(f"{BASE_URL}/api/batches", body, raw, self._with(headers), content_type)
         return self._keep("POST", "/api/batches", StartBatch.main(request))
 
     def post_batch_csv(self, csv_body: bytes, **params: str) -> Answer:
@@ -152,7 +163,7 @@ class AppHarness:
         request = func.HttpRequest(
             "GET",
             f"{BASE_URL}/api/batches/{batch_id}",
-            headers=dict(headers or {}),
+            headers=self._with(headers),
             route_params={"batchId": batch_id},
             body=b"",
         )
@@ -163,7 +174,7 @@ class AppHarness:
     ) -> Answer:
         query = dict(params or {})
         url = f"{BASE_URL}/api/batches/{batch_id}/customers" + (f"?{urlencode(query)}" if query else "")
-        headers = {"Accept": accept} if accept else {}
+        headers = self._with({"Accept": accept} if accept else {})
         request = func.HttpRequest(
             "GET", url, headers=headers, params=query, route_params={"batchId": batch_id}, body=b""
         )
@@ -175,8 +186,18 @@ class AppHarness:
         return VirtualQueues(self.azurite, clock, handlers)
 
     def health(self, headers: Mapping[str, str] | None = None) -> Answer:
-        request = func.HttpRequest("GET", f"{BASE_URL}/api/health", headers=dict(headers or {}), body=b"")
+        request = func.HttpRequest("GET", f"{BASE_URL}/api/health", headers=self._with(headers), body=b"")
         return self._keep("GET", "/api/health", Health.main(request))
+
+    def audit(self, headers: Mapping[str, str] | None = None, **params: str) -> Answer:
+        """GET /api/audit with these query parameters (GetAudit)."""
+        url = f"{BASE_URL}/api/audit" + (f"?{urlencode(params)}" if params else "")
+        request = func.HttpRequest("GET", url, headers=self._with(headers), params=params, body=b"")
+        return self._keep("GET", "/api/audit", GetAudit.main(request))
+
+    def _with(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        """The harness's credential, then the test's own headers (which may replace it)."""
+        return {**self.credential, **dict(headers or {})}
 
     @staticmethod
     def keep_consent_alive(past_due: bool = False) -> None:

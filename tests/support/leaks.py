@@ -25,6 +25,14 @@ def known_secrets(sandbox: Sandbox) -> dict[str, str]:
             found[version["value"]] = f"Key Vault secret {name}"
     for token in sandbox.entra.issued_refresh_tokens():
         found[token] = "a refresh token issued by Entra"
+    for token in sandbox.entra.api.minted():
+        found[token] = "an access token for the app's API"
+        found[token.rsplit(".", 1)[-1]] = "the signature of an access token for the app's API"
+    for client in sandbox.entra.api.clients.values():
+        found[client.secret] = "a client secret of a caller of the app's API"
+    for key in sandbox.caller_keys:
+        found[key] = "a caller key"
+        found[key.partition(".")[2]] = "the secret part of a caller key"
     for stand_in in sandbox.stand_ins:
         for request in stand_in.log:
             token = request.bearer_token()
