@@ -5,6 +5,7 @@ work, answers 401 the same way whatever was wrong, 403 naming the missing role, 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -256,6 +257,24 @@ def test_a_key_caller_is_recorded_on_the_batch_and_in_the_audit(app: AppHarness,
     app.credential = {"X-Caller-Key": sandbox.seed_caller_key("auditor", (OPERATIONS_READ,))}
     [entry] = _audit(app, action="batch.start")
     assert entry["caller"]["id"] == "crm-batches" and entry["targets"] == [started.json()["batchId"]]  # type: ignore[index]
+
+
+def test_a_cancel_records_who_cancelled_on_the_batch_and_in_the_audit(app: AppHarness, sandbox: Sandbox) -> None:
+    app.credential = {"X-Caller-Key": sandbox.seed_caller_key("ops-desk", (BATCHES_UPGRADE, UPGRADES_READ))}
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))  # Scheduled: nothing runs
+    started = app.post_batch(
+        {"productFamily": "Azure", "mode": "upgrade", "customerIds": [CUSTOMER], "notBefore": later}
+    )
+
+    cancelled = app.cancel_batch(started.json()["batchId"])
+
+    assert cancelled.status == 200, cancelled.body
+    caller = {"kind": "key", "id": "ops-desk", "name": "ops-desk"}
+    assert cancelled.json()["cancelledBy"] == caller and cancelled.json()["requestedBy"] == caller
+    app.credential = {"X-Caller-Key": sandbox.seed_caller_key("auditor", (OPERATIONS_READ,))}
+    [entry] = _audit(app, action="batch.cancel")
+    assert entry["caller"]["id"] == "ops-desk" and entry["targets"] == [started.json()["batchId"]]  # type: ignore[index]
+    assert entry["outcome"]["status"] == 200  # type: ignore[index]
 
 
 def test_the_audit_reads_newest_first_in_pages_and_as_csv(app: AppHarness, sandbox: Sandbox) -> None:

@@ -115,7 +115,10 @@ def _cancel(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     assert batch_id
     from shared.batches.cancel import BatchCancel  # noqa: PLC0415 - with the storage SDK, on this route only
 
-    batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(batch_id)
+    note_targets(batch_id)
+    batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(
+        batch_id, requested_by()
+    )
     return _batch_response(app, _base_url(req, app), batch)
 
 

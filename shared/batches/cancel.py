@@ -10,6 +10,8 @@ settles them, and the settle that empties the last open row makes the batch `Can
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.batches.completion import BatchCompletion
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import BatchRecord, BatchState, Outcome, Settlement
@@ -32,14 +34,15 @@ class BatchCancel:
         self._completion = completion
         self._clock = clock
 
-    def cancel(self, batch_id: str) -> BatchRecord:
-        """Cancel (or, for a batch already cancelling, go on cancelling); the batch as it is afterwards."""
-        batch = self._record(batch_id)
+    def cancel(self, batch_id: str, cancelled_by: dict[str, Any] | None = None) -> BatchRecord:
+        """Cancel (or, for a batch already cancelling, go on cancelling); the batch as it is afterwards.
+        `cancelled_by`: the caller ({kind, id, name}), recorded by the first cancel only."""
+        batch = self._record(batch_id, cancelled_by)
         if batch.status == BatchState.CANCELLING:
             batch = self.settle_pending(batch_id, INLINE_ROWS) or batch
         return batch
 
-    def _record(self, batch_id: str) -> BatchRecord:
+    def _record(self, batch_id: str, cancelled_by: dict[str, Any] | None) -> BatchRecord:
         for _ in range(MAX_RACES):
             batch = self._store.get(batch_id)
             if batch is None:
@@ -51,6 +54,7 @@ class BatchCancel:
             previous = batch.status
             now = self._clock.now()
             batch.status, batch.listing_done, batch.updated_at = BatchState.CANCELLING, True, now
+            batch.cancelled_by = cancelled_by
             completed = batch.may_complete()
             if completed:
                 batch.complete(now)

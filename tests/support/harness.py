@@ -149,14 +149,16 @@ class AppHarness:
         """POST /api/batches with a text/csv body and the other fields as query parameters."""
         url = f"{BASE_URL}/api/batches" + (f"?{urlencode(params)}" if params else "")
         request = func.HttpRequest(
-            "POST", url, headers={"Content-Type": "text/csv"}, params=dict(params), body=csv_body
+            "POST", url, headers=self._with({"Content-Type": "text/csv"}), params=dict(params), body=csv_body
         )
         return self._keep("POST", "/api/batches", StartBatch.main(request))
 
     def cancel_batch(self, batch_id: str) -> Answer:
         """POST /api/batches/{batchId}/cancel (CancelBatch), empty body."""
         path = f"/api/batches/{batch_id}/cancel"
-        request = func.HttpRequest("POST", BASE_URL + path, headers={}, route_params={"batchId": batch_id}, body=b"")
+        request = func.HttpRequest(
+            "POST", BASE_URL + path, headers=self._with({}), route_params={"batchId": batch_id}, body=b""
+        )
         return self._keep("POST", path, CancelBatch.main(request))
 
     def get_batch(self, batch_id: str, headers: Mapping[str, str] | None = None) -> Answer:
