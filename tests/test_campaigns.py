@@ -422,6 +422,14 @@ def test_bad_campaign_input_is_400_naming_the_field_and_reaches_nothing(
     assert sandbox.partner_center.log == []
 
 
+@pytest.mark.parametrize("name", ["mode", "productFamily", "notBefore", "callbackUrl"])
+def test_a_json_body_with_a_csv_query_parameter_is_400_naming_it(app: AppHarness, sandbox: Sandbox, name: str) -> None:
+    """One field in two places (body and query) would be read differently by two parsers: refused, not ignored."""
+    answer = app.post_batch(body_with(customerIds=[str(uuid.uuid4())]), params={name: "report"})
+    assert answer.status == 400 and [e["field"] for e in answer.json()["errors"]] == [name]
+    assert sandbox.partner_center.log == []
+
+
 def test_the_idempotency_fingerprint_covers_the_campaign_fields(app: AppHarness, sandbox: Sandbox) -> None:
     key = {"Idempotency-Key": f"campaign-{uuid.uuid4()}"}
     customer = str(uuid.uuid4())

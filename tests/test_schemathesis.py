@@ -60,6 +60,9 @@ KNOWN_GAPS = {
     ("POST /api/batches", "positive_data_acceptance", "send exactly one of customerIds, allCustomers"): (
         "exactly one customer source: customerIds, allCustomers or fromBatch (description of BatchRequest)"
     ),
+    ("POST /api/batches", "positive_data_acceptance", "is a query parameter of a text/csv body only"): (
+        "the four query parameters go with a text/csv body only (their descriptions)"
+    ),
     ("POST /api/batches", "positive_data_acceptance", "notBefore: is in the past"): "notBefore in the future",
     ("POST /api/batches", "positive_data_acceptance", "notBefore: is more than 30 days ahead"): "at most 30 days ahead",
     ("POST /api/batches", "positive_data_acceptance", '"detail": "body: '): (

@@ -54,6 +54,14 @@ def parse_batch_request(
         raise UnsupportedMediaType(
             "send the body as Content-Type: application/json (UTF-8), or the edited batch CSV as text/csv"
         )
+    misplaced = [name for name in CSV_PARAMETERS if name in params]
+    if misplaced:  # two places for one field would be two parsers reading one request differently
+        raise ValidationFailed(
+            [
+                FieldError(name, "is a query parameter of a text/csv body only; send it in the JSON body")
+                for name in misplaced
+            ]
+        )
     document = parse_json_object(body)
     return _request(document, allowed_callback_hosts, now)
 

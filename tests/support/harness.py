@@ -141,8 +141,9 @@ class AppHarness:
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = "application/json",
+        params: Mapping[str, str] | None = None,
     ) -> Answer:
-        request = _json_post(f"{BASE_URL}/api/batches", body, raw, self._with(headers), content_type)
+        request = _json_post(f"{BASE_URL}/api/batches", body, raw, self._with(headers), content_type, params)
         return self._keep("POST", "/api/batches", StartBatch.main(request))
 
     def post_batch_csv(self, csv_body: bytes, **params: str) -> Answer:
@@ -301,7 +302,12 @@ class AppHarness:
 
 
 def _json_post(
-    url: str, body: Any, raw: bytes | None, headers: Mapping[str, str] | None, content_type: str | None
+    url: str,
+    body: Any,
+    raw: bytes | None,
+    headers: Mapping[str, str] | None,
+    content_type: str | None,
+    params: Mapping[str, str] | None = None,
 ) -> func.HttpRequest:
     """A POST as the host hands it to a function: `raw` bytes as sent, else `body` as JSON; Content-Type unless
     the headers name one or `content_type` is None."""
@@ -309,4 +315,6 @@ def _json_post(
     all_headers = dict(headers or {})
     if content_type is not None:
         all_headers.setdefault("Content-Type", content_type)
-    return func.HttpRequest("POST", url, headers=all_headers, body=payload)
+    if params:
+        url += "?" + urlencode(params)
+    return func.HttpRequest("POST", url, headers=all_headers, params=dict(params or {}), body=payload)

@@ -39,6 +39,7 @@ def step_clock() -> StepClock:
 REQUIRED_SETTINGS = {
     "KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/",
     "PARTNER_TENANT_ID": "contoso.onmicrosoft.com",
+    "CALLER_API_AUDIENCE": "api://partner-center-upgrades",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
 }
 

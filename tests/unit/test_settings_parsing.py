@@ -57,6 +57,7 @@ def test_identity_based_storage_derives_both_uris_from_the_account_name() -> Non
     env = {
         "KEY_VAULT_URL": "https://kv.vault.azure.net",
         "PARTNER_TENANT_ID": "6a1d2b1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "CALLER_API_AUDIENCE": "api://partner-center-upgrades",
         "AzureWebJobsStorage__accountName": "contosoupgrades",
         "AzureWebJobsStorage__credential": "managedidentity",
     }
