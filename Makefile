@@ -92,10 +92,10 @@ test-under-load:
 # make demo uses the `make run` of this checkout (the newest, or the one on PORT=...).
 # Other options go through ARGS, e.g. make run ARGS=--app-logs, make demo ARGS="--customer failing --callback"
 run: deps
-	$(PY) -m localstack $(if $(PORT),--port $(PORT)) $(if $(KEYS),--keys $(KEYS)) $(ARGS)
+	$(PY) -m localrun $(if $(PORT),--port $(PORT)) $(if $(KEYS),--keys $(KEYS)) $(ARGS)
 
 demo: deps
-	$(PY) -m localstack.demo $(if $(PORT),--port $(PORT)) $(ARGS)
+	$(PY) -m localrun.demo $(if $(PORT),--port $(PORT)) $(ARGS)
 
 bench: deps
 	$(PY) -m bench

@@ -1,7 +1,7 @@
 """Section 7 of `make bench`: the whole fleet (docs/design.md "Batches"), in virtual time.
 
 The app runs its real code: StartBatch.main, then RunBatch.main and UpgradeStatus.main fed by
-`localstack.virtual_queues` (every message the app queued, in visibility order, on the ManualClock the app and the
+`localrun.virtual_queues` (every message the app queued, in visibility order, on the ManualClock the app and the
 sandbox share). Side by side, on the same sandbox and throttle: a sequential script and a naive 16-thread loop
 (bench/fleet_clients.py). Counts come from the sandbox's request log.
 """
@@ -22,7 +22,7 @@ import StartBatch
 import UpgradeStatus
 from bench.fleet_clients import BareClient, ClientRun, run_script
 from bench.stack import CALLER, Stack
-from localstack.virtual_queues import VirtualQueues
+from localrun.virtual_queues import VirtualQueues
 from sandbox.fleet import Fleet, Kind
 from sandbox.server import Recorded
 from shared.services import services

@@ -1,4 +1,4 @@
-"""Several app instances as separate OS processes (``python -m localstack.instance``) on one Azurite and one
+"""Several app instances as separate OS processes (``python -m localrun.instance``) on one Azurite and one
 sandbox: what Flex Consumption scales out to, on this machine. Used by the scale-out bench and test."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from localstack.environment import FOREIGN_SETTINGS
+from localrun.environment import FOREIGN_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_SECONDS = 60.0
@@ -68,7 +68,7 @@ def instances(
         pending = []
         for index in range(count):
             log_file = workdir / f"instance-{index}.log"
-            command = [sys.executable, "-m", "localstack.instance", "--queue-lease", str(queue_lease)]
+            command = [sys.executable, "-m", "localrun.instance", "--queue-lease", str(queue_lease)]
             with log_file.open("w") as log:
                 process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
                     [*command, *(["--app-logs"] if app_logs else [])],

@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from bench.instances import instances
-from localstack.environment import StatusSchedule, app_environment
+from localrun.environment import StatusSchedule, app_environment
 from sandbox.stack import Sandbox
 
 LATENCY = 0.03

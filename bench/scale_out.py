@@ -22,8 +22,8 @@ from azure.storage.queue import QueueClient
 from bench.callers import FINAL, Callers, Submission
 from bench.instances import instances
 from bench.scale_waits import ScaleWaits
-from localstack.callback_sink import CallbackSink
-from localstack.environment import StatusSchedule, app_environment
+from localrun.callback_sink import CallbackSink
+from localrun.environment import StatusSchedule, app_environment
 from sandbox.faults import Fault, Faults
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devhost.config import HostConfig, QueueOptions
-from localstack.environment import StatusSchedule
+from localrun.environment import StatusSchedule
 from shared.tracking.callbacks import TIMEOUT as CALLBACK_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]

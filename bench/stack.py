@@ -13,8 +13,8 @@ from pathlib import Path
 
 import azure.functions as func
 
-from localstack.azurite import Azurite
-from localstack.environment import FOREIGN_SETTINGS, app_environment
+from localrun.azurite import Azurite
+from localrun.environment import FOREIGN_SETTINGS, app_environment
 from sandbox.clock import ManualClock
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.instances import instances, process_cpu_seconds
-from localstack.azurite import Azurite
-from localstack.environment import StatusSchedule, app_environment
+from localrun.azurite import Azurite
+from localrun.environment import StatusSchedule, app_environment
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
 from shared.services import reset_services, services

@@ -3,7 +3,7 @@
 Built on Microsoft's own Python worker library (``azure_functions_runtime_v1``) driven in-process: an HTTP
 front for HTTP triggers (with ``authLevel`` keys when given), queue polling for queue triggers (through a
 queue-client factory the app supplies), NCRONTAB timer triggers and the admin API to run a function by hand.
-Generic: it knows nothing of this app (``localstack/`` is the app's local stack). Never deployed (.funcignore).
+Generic: it knows nothing of this app (``localrun/`` is the app's local stack). Never deployed (.funcignore).
 """
 
 from devhost.app_host import DevHost

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from localstack.azurite import Azurite
-from localstack.environment import FOREIGN_SETTINGS, app_environment
+from localrun.azurite import Azurite
+from localrun.environment import FOREIGN_SETTINGS, app_environment
 from sandbox.clock import ManualClock
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import reset_services, services

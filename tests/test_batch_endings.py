@@ -1,6 +1,6 @@
 """Every batch ends (docs/design.md "Batches": exactly one final outcome per customer whatever crashes): a customer
 list refused for good, work that fails on every delivery, and a POST whose first message could not be queued.
-Harness level, with RunBatch fed from Azurite's queues in virtual time (localstack/virtual_queues.py).
+Harness level, with RunBatch fed from Azurite's queues in virtual time (localrun/virtual_queues.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.clock import ManualClock
 from sandbox.stack import Sandbox
 from shared.batches.outcomes import CustomerWork

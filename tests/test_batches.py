@@ -1,5 +1,5 @@
 """Batches end to end at harness level: StartBatch / GetBatch / GetBatchCustomers with real requests, RunBatch and
-UpgradeStatus fed from Azurite's queues in virtual time (localstack/virtual_queues.py), the sandbox's generated fleet
+UpgradeStatus fed from Azurite's queues in virtual time (localrun/virtual_queues.py), the sandbox's generated fleet
 as Partner Center. Assertions are on what Partner Center received and on what callers get back.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 import RunBatch
-from localstack.azurite import PutMessage
+from localrun.azurite import PutMessage
 from sandbox.clock import ManualClock
 from sandbox.fleet import Fleet, Kind
 from sandbox.partner_center import Customer

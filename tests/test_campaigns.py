@@ -19,7 +19,7 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 import RunBatch
-from localstack.virtual_queues import call_queue_function
+from localrun.virtual_queues import call_queue_function
 from sandbox.clock import ManualClock
 from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox

@@ -40,7 +40,7 @@ from devhost.errors import ConfigError, DevHostError
 from devhost.ncrontab import Schedule
 from devhost.routes import Route, RouteTable, RouteTemplate
 from devhost.timers import TimerScheduler
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY_APP = ROOT / "tests" / "devhost_app"

@@ -25,8 +25,8 @@ from azure.storage.queue import QueueClient
 from test_e2e_devhost import ROOT, Client, checked, e2e_env, wait_for  # noqa: F401 - fixtures
 
 from devhost import DevHost
-from localstack.azurite import Azurite
-from localstack.storage import app_queue_service
+from localrun.azurite import Azurite
+from localrun.storage import app_queue_service
 from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
 from sandbox.upgrades import Customer, Step

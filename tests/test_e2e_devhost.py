@@ -28,8 +28,8 @@ import requests
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from devhost import DevHost
-from localstack.azurite import Azurite
-from localstack.storage import app_queue_service
+from localrun.azurite import Azurite
+from localrun.storage import app_queue_service
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import Sandbox
 from support.callers import bearer

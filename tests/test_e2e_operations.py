@@ -22,7 +22,7 @@ import requests
 from test_e2e_devhost import ROOT, Client, checked, e2e_env, quick_customer, wait_for  # noqa: F401 - fixtures
 
 from devhost import DevHost, HostKeys
-from localstack.storage import app_queue_service
+from localrun.storage import app_queue_service
 from sandbox.stack import REFRESH_TOKEN_SECRET, Sandbox
 from shared.api.follow_links import signed_url, upgrade_path
 

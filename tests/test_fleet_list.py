@@ -17,7 +17,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.clock import ManualClock
 from sandbox.fleet import Kind
 from sandbox.partner_center import Customer, Step

@@ -21,7 +21,7 @@ from azure.storage.queue import QueueMessage as QueueMessageInfo
 
 import RunBatch
 import UpgradeStatus
-from localstack.virtual_queues import call_queue_function
+from localrun.virtual_queues import call_queue_function
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from shared.concurrency import run_concurrently
 from support.harness import AppHarness
 

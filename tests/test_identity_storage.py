@@ -18,7 +18,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from localstack.azurite import ACCOUNT, Azurite
+from localrun.azurite import ACCOUNT, Azurite
 from sandbox.stack import Sandbox
 from support.harness import AppHarness
 

@@ -12,7 +12,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.stack import Sandbox
 from support.harness import AppHarness
 

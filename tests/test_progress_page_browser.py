@@ -25,7 +25,7 @@ from playwright.sync_api import sync_playwright
 from test_e2e_devhost import ROOT, Client, checked, e2e_env  # noqa: F401 - fixtures
 
 from devhost import DevHost
-from localstack.storage import app_queue_service
+from localrun.storage import app_queue_service
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer
 from sandbox.stack import Sandbox

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.faults import Fault
 from sandbox.stack import SamSeed, Sandbox
 from shared.api import validation

@@ -1,7 +1,7 @@
 """Scale out: several instances on one storage account lose and double nothing, even when one is killed.
 
 The first tests pin the Idempotency-Key claim lease (`IDEMPOTENCY_CLAIM_LEASE_SECONDS`) on a virtual clock. The
-last one runs three app instances as separate OS processes (`localstack.instance`: DevHost on Microsoft's
+last one runs three app instances as separate OS processes (`localrun.instance`: DevHost on Microsoft's
 worker) on one Azurite and one sandbox, submits upgrades spread over them with 5 % Partner Center faults, kills
 one instance with SIGKILL mid-run, and checks what docs/design.md "Scale" promises (bench/scale_out.py drives
 it; `make bench` runs the same with 600 upgrades).
@@ -21,7 +21,7 @@ from azure.storage.queue import QueueClient
 from bench.instances import READY_SECONDS
 from bench.scale_out import ScaleOutPlan, ScaleOutResult, run_scale_out
 from devhost.queue_poller import LeaseKeeper
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.clock import ManualClock
 from sandbox.stack import SamSeed, Sandbox
 from shared.services import services

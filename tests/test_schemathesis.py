@@ -1,6 +1,6 @@
 """Schemathesis against the running app: every operation of openapi/openapi.yaml, generated requests, real sockets.
 
-The app runs the way `make run` starts it (localstack.LocalStack: Azurite, the sandbox, the callback receiver and
+The app runs the way `make run` starts it (localrun.LocalRun: Azurite, the sandbox, the callback receiver and
 the functions on Microsoft's worker), with function keys enforced as in Azure. Schemathesis's engine (what its CLI
 runs) loads the document and sends, per operation, the document's examples and a bounded number of generated
 cases, valid and invalid (fixed seed, derandomized), and checks each answer: no 5xx, status code documented,
@@ -33,7 +33,7 @@ from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER, HookContext
 from schemathesis.schemas import BaseSchema
 
 from devhost import HostKeys
-from localstack.local_run import LocalStack
+from localrun.local_run import LocalRun
 from support.harness import Answer
 from support.leaks import find_leaks, known_secrets
 from support.openapi_contract import spec
@@ -101,10 +101,10 @@ class RunReport:
 
 
 @pytest.fixture(scope="module")
-def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, str]]:
+def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRun, str]]:
     """The app as `make run KEYS=…` starts it, on free ports, and its function key."""
     key = secrets.token_urlsafe(24)
-    stack = LocalStack(
+    stack = LocalRun(
         ROOT,
         port=0,
         run_dir=tmp_path_factory.mktemp("schemathesis-run"),
@@ -203,7 +203,7 @@ def known_gap(found: tuple[str, str, str, bytes]) -> tuple[str, str, str] | None
 
 
 def test_every_operation_answers_generated_requests_as_the_document_describes(
-    running_app: tuple[LocalStack, str], capsys: pytest.CaptureFixture[str]
+    running_app: tuple[LocalRun, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack, key = running_app
     assert stack.callbacks is not None

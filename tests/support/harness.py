@@ -38,8 +38,8 @@ import ListUpgrades
 import RunBatch
 import StartBatch
 import UpgradeStatus
-from localstack.azurite import Azurite, PutMessage
-from localstack.virtual_queues import VirtualQueues
+from localrun.azurite import Azurite, PutMessage
+from localrun.virtual_queues import VirtualQueues
 from sandbox.clock import ManualClock
 
 BASE_URL = "https://upgrades.example.test"

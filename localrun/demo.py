@@ -1,14 +1,14 @@
-"""``python -m localstack.demo`` (`make demo`): submit a sandbox upgrade and follow it to its final state.
+"""``python -m localrun.demo`` (`make demo`): submit a sandbox upgrade and follow it to its final state.
 
 Uses the `make run` of this checkout wherever it runs (``.run/<port>/app.json``: the newest live one, or the one
 on ``--port``), with its function key when it enforces keys; otherwise starts the same stack as `make run`
 (Azurite, the sandbox, the functions, on free ports) for the length of the demo.
 Exits 0 when every upgrade ended the way its sandbox customer should, 1 otherwise.
 
-    python -m localstack.demo                          # the "eligible" customer
-    python -m localstack.demo --customer failing       # one whose line item fails
-    python -m localstack.demo --port 7081 --customer eligible --customer not-eligible
-    python -m localstack.demo --fleet                  # a report batch over every sandbox customer, and its CSV
+    python -m localrun.demo                          # the "eligible" customer
+    python -m localrun.demo --customer failing       # one whose line item fails
+    python -m localrun.demo --port 7081 --customer eligible --customer not-eligible
+    python -m localrun.demo --fleet                  # a report batch over every sandbox customer, and its CSV
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import requests
 
 from devhost import DevHostError, HostKeys
-from localstack.fleet_demo import run_fleet_report
-from localstack.local_run import LocalStack
-from localstack.run_state import live_runs
+from localrun.fleet_demo import run_fleet_report
+from localrun.local_run import LocalRun
+from localrun.run_state import live_runs
 from sandbox.customers import DEMO_CUSTOMERS
 from shared.partner_center.outbound import json_object
 
@@ -64,7 +64,7 @@ class Target:
     base_url: str
     callback_url: str | None = None
     key: str | None = None
-    stack: LocalStack | None = None
+    stack: LocalRun | None = None
     caller_key: str | None = None
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m localstack.demo",
+        prog="python -m localrun.demo",
         description="Submit a sandbox upgrade (make demo) and follow it to its final state.",
         epilog="Uses the `make run` of this checkout (the newest, or the one on --port), else starts one for the demo.",
     )
@@ -189,13 +189,13 @@ def _start_own(args: argparse.Namespace) -> Target | int:
     print("No `make run` of this checkout is running: starting Azurite, the sandbox and the functions for this demo")
     print("(`make run` in another terminal keeps them running between demos) ...", flush=True)
     began = time.perf_counter()
-    stack = LocalStack(Path(), port=0, run_dir=Path(".run") / "demo", mode="sandbox", console=args.host_logs,
+    stack = LocalRun(Path(), port=0, run_dir=Path(".run") / "demo", mode="sandbox", console=args.host_logs,
                        callback_port=0, storage_ports={}, write_state=False,
                        fleet=DEMO_FLEET if args.fleet else 0)  # fmt: skip
     try:
         stack.start()
     except DevHostError as exc:
-        print(f"localstack: cannot start: {exc}", file=sys.stderr)
+        print(f"localrun: cannot start: {exc}", file=sys.stderr)
         return 1
     print(f"Ready in {time.perf_counter() - began:.1f} s on {stack.url}.")
     callbacks = stack.callbacks.url if stack.callbacks else None

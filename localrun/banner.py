@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from localstack.local_run import LocalStack
+from localrun.local_run import LocalRun
 
 DEMO_CUSTOMER = "eligible"
 # What the API answers for each demo customer (sandbox/customers.py describes Partner Center's side).
@@ -19,7 +19,7 @@ API_OUTCOMES = {
 ANY_OTHER_CUSTOMER = f"behaves like {DEMO_CUSTOMER}: {API_OUTCOMES[DEMO_CUSTOMER]}"
 
 
-def banner(stack: LocalStack) -> str:
+def banner(stack: LocalRun) -> str:
     url = stack.url
     lines = ["", f"Partner Center Upgrade Functions, running locally in {stack.active_mode} mode ({stack.reason})"]
     lines += [
@@ -45,7 +45,7 @@ def banner(stack: LocalStack) -> str:
     return "\n".join(lines)
 
 
-def keys_line(stack: LocalStack) -> str:
+def keys_line(stack: LocalRun) -> str:
     if stack.keys is None:
         return (
             "Function keys: not enforced (authLevel is ignored, as with Core Tools; make run KEYS=file enforces them)"
@@ -53,7 +53,7 @@ def keys_line(stack: LocalStack) -> str:
     return f"Function keys: enforced, from {stack.keys_file} (x-functions-key header or ?code=)"
 
 
-def _sandbox_lines(stack: LocalStack) -> list[str]:
+def _sandbox_lines(stack: LocalRun) -> list[str]:
     from sandbox.customers import DEMO_CUSTOMERS  # noqa: PLC0415 - sandbox mode only
 
     sandbox = stack.sandbox
@@ -90,7 +90,7 @@ def _sandbox_lines(stack: LocalStack) -> list[str]:
     return lines
 
 
-def ready_line(stack: LocalStack, seconds: float) -> str:
+def ready_line(stack: LocalRun, seconds: float) -> str:
     t = stack.timings
     steps = [f"Azurite {t.azurite:.2f} s"] if stack.azurite is not None else []
     steps += [f"sandbox {t.sandbox:.2f} s"] if stack.sandbox is not None else []

@@ -21,7 +21,7 @@ from typing import Any, Self
 from devhost.http_server import LoopbackServer, Reply, Request
 from shared.tracking.callbacks import sign
 
-log = logging.getLogger("localstack.callbacks")
+log = logging.getLogger("localrun.callbacks")
 
 DEFAULT_CALLBACK_PORT = 7072
 PATH = "/callbacks"

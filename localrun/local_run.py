@@ -1,4 +1,4 @@
-"""The whole app on this machine: what `make run` (``python -m localstack``) and `make demo` start.
+"""The whole app on this machine: what `make run` (``python -m localrun``) and `make demo` start.
 
 **Sandbox mode** (the default when no real ``KEY_VAULT_URL`` is configured in the environment or in
 ``local.settings.json``): Azurite in memory (on its default ports 10000-10002 when they are free), the sandbox
@@ -30,18 +30,18 @@ from urllib.parse import urlsplit
 from devhost import DevHost, DevHostError, HostKeys
 from devhost.environ import EnvironChanges
 from devhost.http_front import DEFAULT_PORT
-from localstack.app_hooks import check_app_settings, describe_status_check
-from localstack.azurite import DEFAULT_PORTS, Azurite
-from localstack.azurite_ports import port_free, start_azurite
-from localstack.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
-from localstack.environment import FOREIGN_SETTINGS, LOCAL_RUN_SCHEDULE, app_environment
-from localstack.run_state import reap_orphaned_azurite, run_dir_for, write_state
-from localstack.storage import app_queue_service
+from localrun.app_hooks import check_app_settings, describe_status_check
+from localrun.azurite import DEFAULT_PORTS, Azurite
+from localrun.azurite_ports import port_free, start_azurite
+from localrun.callback_sink import DEFAULT_CALLBACK_PORT, CallbackSink
+from localrun.environment import FOREIGN_SETTINGS, LOCAL_RUN_SCHEDULE, app_environment
+from localrun.run_state import reap_orphaned_azurite, run_dir_for, write_state
+from localrun.storage import app_queue_service
 
 if TYPE_CHECKING:
     from sandbox.stack import SamSeed, Sandbox
 
-log = logging.getLogger("localstack")
+log = logging.getLogger("localrun")
 
 Mode = Literal["auto", "sandbox", "real"]
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
@@ -117,7 +117,7 @@ class Timings:
 
 
 @dataclass
-class LocalStack:
+class LocalRun:
     """Starts and stops everything a local run needs; ``start()`` cleans up after itself when it fails."""
 
     app_dir: Path
@@ -158,7 +158,7 @@ class LocalStack:
             raise DevHostError("not started")
         return self.host.url
 
-    def start(self) -> LocalStack:
+    def start(self) -> LocalRun:
         began = time.perf_counter()
         try:
             doc = read_local_settings(self.app_dir)
@@ -212,7 +212,7 @@ class LocalStack:
         self.host = None
         self._environ_changes.undo()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalRun:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,7 +1,7 @@
-"""One more instance of the app, for scale-out runs: ``python -m localstack.instance --port P``.
+"""One more instance of the app, for scale-out runs: ``python -m localrun.instance --port P``.
 
 Starts ``DevHost`` for the app folder with the app settings already in the process environment (what the
-caller built with ``localstack.environment.app_environment`` for a shared Azurite and sandbox, including the
+caller built with ``localrun.environment.app_environment`` for a shared Azurite and sandbox, including the
 sandbox's CA bundle in ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``), prints ``ready <url>`` on stdout once it
 serves, and runs until SIGTERM or SIGINT. Several of these on one Azurite are what Flex Consumption's instances
 are on one storage account: they share the status queue and the table and nothing else. ``--queue-lease`` is
@@ -21,14 +21,14 @@ from types import FrameType
 
 from devhost import DevHost
 from devhost.queue_poller import RECEIVE_VISIBILITY_TIMEOUT
-from localstack.app_hooks import describe_status_check
-from localstack.storage import app_queue_service
+from localrun.app_hooks import describe_status_check
+from localrun.storage import app_queue_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localstack.instance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m localrun.instance", description=__doc__.splitlines()[0])
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="function app folder (default: this checkout)")
     parser.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
     parser.add_argument("--queue-lease", type=float, default=RECEIVE_VISIBILITY_TIMEOUT, help="seconds")

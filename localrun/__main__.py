@@ -1,4 +1,4 @@
-"""``python -m localstack`` (`make run`): the app on http://127.0.0.1:7071 with everything it needs, until Ctrl-C.
+"""``python -m localrun`` (`make run`): the app on http://127.0.0.1:7071 with everything it needs, until Ctrl-C.
 
 Sandbox mode (default, when no real ``KEY_VAULT_URL`` is configured): Azurite + the sandbox stand-ins +
 the app. Real mode (a real ``KEY_VAULT_URL`` in the environment or ``local.settings.json``): the app with
@@ -21,8 +21,8 @@ from typing import NoReturn
 
 from devhost import DevHostError, FunctionLoadError, HostKeys
 from devhost.http_front import DEFAULT_PORT
-from localstack.banner import banner, ready_line
-from localstack.local_run import LocalStack, Mode, read_local_settings
+from localrun.banner import banner, ready_line
+from localrun.local_run import LocalRun, Mode, read_local_settings
 
 # Ctrl-C, kill, and the terminal closing: all stop everything cleanly (Azurite runs in its own session).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         keys = HostKeys.load(args.keys) if args.keys is not None else None
     except DevHostError as exc:
-        print(f"localstack: cannot start: {exc}", file=sys.stderr)
+        print(f"localrun: cannot start: {exc}", file=sys.stderr)
         return 1
-    stack = LocalStack(
+    stack = LocalRun(
         args.app_dir,
         port=args.port if args.port is not None else _local_port(args.app_dir),
         mode=mode,
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m localstack",
+        prog="python -m localrun",
         description="Run the app on http://127.0.0.1:7071 with everything it needs (make run), until Ctrl-C.",
         epilog="Details: docs/local-development.md",
     )
@@ -90,25 +90,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _start(stack: LocalStack, *, verbose: bool) -> int | None:
+def _start(stack: LocalRun, *, verbose: bool) -> int | None:
     """None once everything runs; else the exit code, after saying why on stderr (`start()` has cleaned up)."""
     try:
         stack.start()
     except KeyboardInterrupt:
-        print("localstack: start-up interrupted; everything it had started is stopped", file=sys.stderr)
+        print("localrun: start-up interrupted; everything it had started is stopped", file=sys.stderr)
         return 130
     except FunctionLoadError as exc:
-        print(f"localstack: the app did not load. {exc}", file=sys.stderr)
+        print(f"localrun: the app did not load. {exc}", file=sys.stderr)
         if verbose and exc.stack_trace:
             print(exc.stack_trace, file=sys.stderr)
         return 1
     except DevHostError as exc:
-        print(f"localstack: cannot start: {exc}", file=sys.stderr)
+        print(f"localrun: cannot start: {exc}", file=sys.stderr)
         return 1
     return None
 
 
-def _serve_until_stopped(stack: LocalStack, began: float) -> None:
+def _serve_until_stopped(stack: LocalRun, began: float) -> None:
     """Print the banner, wait for a stop signal, then stop everything (a second signal forces the exit)."""
     stop = threading.Event()
 
@@ -125,7 +125,7 @@ def _serve_until_stopped(stack: LocalStack, began: float) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, request_stop)
         print(banner(stack), flush=True)
-        print(f"localstack: {ready_line(stack, time.perf_counter() - began)}", file=sys.stderr, flush=True)
+        print(f"localrun: {ready_line(stack, time.perf_counter() - began)}", file=sys.stderr, flush=True)
         while not stop.wait(3600):
             pass
     except KeyboardInterrupt:
@@ -133,9 +133,9 @@ def _serve_until_stopped(stack: LocalStack, began: float) -> None:
     finally:
         for signum in STOP_SIGNALS:
             signal.signal(signum, force)
-        print("localstack: stopping (Ctrl-C again to force)", file=sys.stderr, flush=True)
+        print("localrun: stopping (Ctrl-C again to force)", file=sys.stderr, flush=True)
         stack.stop()
-        print("localstack: stopped; nothing left running", file=sys.stderr, flush=True)
+        print("localrun: stopped; nothing left running", file=sys.stderr, flush=True)
 
 
 def _local_port(app_dir: Path) -> int:

@@ -1,4 +1,4 @@
-"""localstack: the app's local stack around devhost (`make run`, `make demo`), in its cheap parts.
+"""localrun: the app's local stack around devhost (`make run`, `make demo`), in its cheap parts.
 
 The whole stack running (Azurite + sandbox + functions) is exercised by `make run` itself and by
 tests/test_e2e_devhost.py; these tests pin what the stack adds: the port-in-use message, the per-port run state
@@ -20,10 +20,10 @@ import pytest
 from azure.identity import ManagedIdentityCredential
 
 from devhost import ConfigError, DevHostError
-from localstack.demo import Target, find_app
-from localstack.local_run import LocalStack, seed_sandbox
-from localstack.run_state import live_runs, run_dir_for, write_state
-from localstack.storage import app_queue_service
+from localrun.demo import Target, find_app
+from localrun.local_run import LocalRun, seed_sandbox
+from localrun.run_state import live_runs, run_dir_for, write_state
+from localrun.storage import app_queue_service
 from sandbox.customers import ELIGIBLE
 from sandbox.stack import Sandbox
 
@@ -39,7 +39,7 @@ def test_port_in_use_says_how_to_pick_another(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        stack = LocalStack(ROOT, port=port, run_dir=tmp_path, mode="sandbox", console=False, write_state=False)
+        stack = LocalRun(ROOT, port=port, run_dir=tmp_path, mode="sandbox", console=False, write_state=False)
         with pytest.raises(DevHostError, match=rf"port {port} is already in use .*make run PORT={port + 10}"):
             stack.start()
     assert stack.azurite is None and stack.sandbox is None  # nothing was started

@@ -19,7 +19,7 @@ from pathlib import Path
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from localstack.wire_log import PutMessage, WireLog
+from localrun.wire_log import PutMessage, WireLog
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"

@@ -1,7 +1,7 @@
 """Azurite for a local run, on the ports the run prefers when they are free, else on free ones.
 
-Kept apart from `localstack.local_run` because the port fallback and its notes to the user are the fiddly part
-of starting Azurite, and `LocalStack` only needs the started emulator.
+Kept apart from `localrun.local_run` because the port fallback and its notes to the user are the fiddly part
+of starting Azurite, and `LocalRun` only needs the started emulator.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from devhost import DevHostError
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

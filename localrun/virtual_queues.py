@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from azure.functions.queue import QueueMessage
 
-from localstack.azurite import Azurite
+from localrun.azurite import Azurite
 from sandbox.clock import ManualClock
 
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount
