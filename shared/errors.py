@@ -1,7 +1,14 @@
-"""The app's one exception family. Raised deep down, turned into problem+json in `problems.py` only.
+"""The errors a caller can be answered with: `UpgradeError` and its subclasses, raised deep down and turned into
+problem+json in `shared/api/problems.py` only. Each carries the HTTP status docs/design.md assigns to it and a
+problem-type slug; messages are written for the operator and the caller and never contain a secret, a token or a
+request body. `RetryLater` (below) asks the Functions host to redeliver a queue message.
 
-Messages are written for the operator and the caller: they never contain a secret, a token or a
-request body. Each error carries the HTTP status docs/design.md assigns to it and a problem-type slug.
+Other exceptions are control flow inside one component, never answered as such: `ConfigurationError`
+(settings.py: the app settings are invalid; answered as a 500 configuration-error), `InvalidMessage` /
+`InvalidBatchMessage` (a queue message that breaks its contract: parked in the poison queue), `PaceDeferred`
+(batches/pacing.py: the work goes back to the queue), `BatchCancelled` (batches/outcomes.py), `AttemptAgain`
+(partner_center/outbound.py: one more attempt in the retry loop) and `ConcurrentUpdate` (storage/records.py: an
+ETag race lost).
 """
 
 from __future__ import annotations

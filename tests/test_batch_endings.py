@@ -17,7 +17,7 @@ from localrun.azurite import Azurite
 from sandbox.clock import ManualClock
 from sandbox.stack import Sandbox
 from shared.batches.outcomes import CustomerWork
-from shared.batches.worker import MAX_ATTEMPTS, MAX_DEQUEUE_COUNT
+from shared.batches.worker import MAX_CUSTOMER_ATTEMPTS, MAX_DEQUEUE_COUNT
 from support.harness import AppHarness
 
 
@@ -83,7 +83,7 @@ def test_customers_whose_work_exhausts_its_retries_end_error_gave_up(
     assert body["counts"]["error"] == 3 and body["error"] is None
     for outcome, reason in reasons(app, batch_id).values():
         assert outcome == "error"
-        assert reason and reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+        assert reason and reason.startswith(f"gave up after {MAX_CUSTOMER_ATTEMPTS} attempts")
     assert queues.poisoned == []  # retried through new messages, never through poison
 
 

@@ -3,7 +3,7 @@
 A `customers` message does the work of its still-pending rows and settles them in one transaction. A 429 (or
 a pace too slow to wait for) puts the rest back on the queue after Retry-After as a NEW message and completes
 this one, so throttling never counts toward poison; a transient failure retries that customer through a new
-message with back-off, and after `MAX_ATTEMPTS` settles it as `error`. Only storage failures raise (the host
+message with back-off, and after `MAX_CUSTOMER_ATTEMPTS` settles it as `error`. Only storage failures raise (the host
 retries the message, then parks it in `<queue>-poison`).
 
 No batch stays Running for good: a listing Partner Center refuses for good (4xx) ends the listing with the rows
@@ -39,7 +39,7 @@ from shared.partner_center.client import PartnerCenterClient
 
 log = get_logger(__name__)
 
-MAX_ATTEMPTS = 5
+MAX_CUSTOMER_ATTEMPTS = 5
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount: the last delivery before poison
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 900
@@ -154,10 +154,10 @@ class BatchWorker:
                 self._completion.settled(*self._store.settle(batch.batch_id, [result], self._clock.now(), known=rows))
             else:
                 settlements.append(result)
-        exhausted = message.attempt + 1 >= MAX_ATTEMPTS
+        exhausted = message.attempt + 1 >= MAX_CUSTOMER_ATTEMPTS
         if exhausted:
             settlements += [
-                Settlement(c, Outcome.ERROR, f"gave up after {MAX_ATTEMPTS} attempts: {reason}")
+                Settlement(c, Outcome.ERROR, f"gave up after {MAX_CUSTOMER_ATTEMPTS} attempts: {reason}")
                 for c, reason in transient.items()
             ]
         if settlements:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from shared.clock import Clock
 
-MAX_ATTEMPTS = 4
+MAX_CALL_ATTEMPTS = 4
 
 
 class Budget:
@@ -18,7 +18,7 @@ class Budget:
         self,
         seconds: float,
         clock: Clock,
-        attempts: int = MAX_ATTEMPTS,
+        attempts: int = MAX_CALL_ATTEMPTS,
         *,
         wait_when_throttled: bool = True,
         gate: Callable[[], None] | None = None,

@@ -9,7 +9,7 @@ One `requests.Session` per process (pooled keep-alive connections). Every call:
 - stops when the caller's `Budget` (time and attempts) would be exceeded, so an HTTP answer stays far below the 230 s
   front-end limit. A 429 whose Retry-After does not fit in the budget is passed on at once.
 A call is three small steps: build the headers, make one attempt (which turns a response into a result, a
-`Retry` or an error), and the shared retry loop of `outbound.py`.
+`AttemptAgain` or an error), and the shared retry loop of `outbound.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from shared.errors import (
     PartnerCenterUnknownUpgrade,
 )
 from shared.partner_center.budget import Budget
-from shared.partner_center.outbound import Retry, backoff, json_object, retry_after, with_retries
+from shared.partner_center.outbound import AttemptAgain, backoff, json_object, retry_after, with_retries
 from shared.partner_center.refusals import fault_of, rejection, unauthorized
 from shared.partner_center.sam import SamTokenProvider
 
@@ -166,7 +166,7 @@ class PartnerCenterClient:
 
     def _call(
         self,
-        route: str,
+        operation: str,
         path: str,
         body: dict[str, Any] | None,
         request_id: str,
@@ -176,7 +176,7 @@ class PartnerCenterClient:
         extra: dict[str, str] | None = None,
     ) -> requests.Response:
         payload = None if body is None else json.dumps(body)
-        call = _Call(route, self._base_url + path, payload, _headers(request_id) | (extra or {}), method)
+        call = _Call(operation, self._base_url + path, payload, _headers(request_id) | (extra or {}), method)
         return with_retries(
             lambda attempt: self._attempt(call, attempt, budget),
             attempts=budget.attempts,
@@ -185,7 +185,7 @@ class PartnerCenterClient:
         )
 
     def _attempt(self, call: _Call, attempt: int, budget: Budget) -> requests.Response:
-        """One attempt: the response to use, or `Retry` (same MS-RequestId), or the error to answer with."""
+        """One attempt: the response to use, or `AttemptAgain` (same MS-RequestId), or the error to answer with."""
         token = self._tokens.access_token()
         response = self._send(call, token, attempt, budget)
         if response.status_code == 401:  # one forced refresh per attempt: the token may have been revoked
@@ -193,30 +193,30 @@ class PartnerCenterClient:
             response = self._send(call, token, attempt, budget)
         status = response.status_code
         if status == 401:
-            raise unauthorized(response, token, call.route)
+            raise unauthorized(response, token, call.operation)
         if status == 429:
             wait = retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS)
             throttled = PartnerCenterThrottled(
-                f"Partner Center is throttling the {call.route} call; retry after {wait:.0f} seconds",
+                f"Partner Center is throttling the {call.operation} call; retry after {wait:.0f} seconds",
                 retry_after=max(1, round(wait)),
                 fault=fault_of(response),
             )
             if not budget.wait_when_throttled:
                 raise throttled
-            raise Retry(wait, throttled)
+            raise AttemptAgain(wait, throttled)
         if status in RETRYABLE_STATUS:
             failure = PartnerCenterFailed(
-                f"Partner Center failed the {call.route} call with HTTP {status}", fault_of(response)
+                f"Partner Center failed the {call.operation} call with HTTP {status}", fault_of(response)
             )
-            raise Retry(retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS), failure)
+            raise AttemptAgain(retry_after(response.headers) or backoff(attempt, BACKOFF_SECONDS), failure)
         return response
 
     def _send(self, call: _Call, token: str, attempt: int, budget: Budget) -> requests.Response:
-        """One HTTP exchange; timeouts and connection failures become a `Retry`."""
+        """One HTTP exchange; timeouts and connection failures become an `AttemptAgain`."""
         budget.before_call()
         remaining = budget.remaining()
         if remaining < 0.05:
-            raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {call.route}")
+            raise PartnerCenterTimeout(f"no time left in the budget for Partner Center {call.operation}")
         timeout = (min(CONNECT_TIMEOUT, remaining), min(self._read_timeout, remaining))
         headers = {"Authorization": f"Bearer {token}", **call.headers}
         started = time.monotonic()
@@ -228,24 +228,26 @@ class PartnerCenterClient:
             elapsed = time.monotonic() - started
             log.warning(
                 "Partner Center %s timed out after %.1f s (attempt %d, MS-RequestId %s)",
-                call.route, elapsed, attempt, call.request_id,
+                call.operation, elapsed, attempt, call.request_id,
             )  # fmt: skip
-            failure: Exception = PartnerCenterTimeout(f"Partner Center did not answer the {call.route} call in time")
-            raise Retry(backoff(attempt, BACKOFF_SECONDS), failure) from None
+            failure: Exception = PartnerCenterTimeout(
+                f"Partner Center did not answer the {call.operation} call in time"
+            )
+            raise AttemptAgain(backoff(attempt, BACKOFF_SECONDS), failure) from None
         except requests.ConnectionError as error:
             log.warning(
                 "Partner Center %s connection failed: %s (attempt %d, MS-RequestId %s)",
-                call.route, type(error).__name__, attempt, call.request_id,
+                call.operation, type(error).__name__, attempt, call.request_id,
             )  # fmt: skip
-            failure = PartnerCenterFailed(f"could not reach Partner Center for the {call.route} call")
-            raise Retry(backoff(attempt, BACKOFF_SECONDS), failure) from None
-        _log_response(call.route, response, started, attempt)
+            failure = PartnerCenterFailed(f"could not reach Partner Center for the {call.operation} call")
+            raise AttemptAgain(backoff(attempt, BACKOFF_SECONDS), failure) from None
+        _log_response(call.operation, response, started, attempt)
         return response
 
 
 @dataclass(frozen=True)
 class _Call:
-    route: str
+    operation: str
     url: str
     payload: str | None
     headers: dict[str, str]
@@ -278,12 +280,12 @@ def _listed(item: dict[str, Any]) -> tuple[str, str | None] | None:
     return customer_id.lower(), name if isinstance(name, str) and name else None
 
 
-def _log_response(route: str, response: requests.Response, started: float, attempt: int) -> None:
+def _log_response(operation: str, response: requests.Response, started: float, attempt: int) -> None:
     h = response.headers
     log.info(
         "Partner Center %s -> %d in %.0f ms "
         "(attempt %d, MS-RequestId %s, MS-CorrelationId %s, MS-CV %s, MS-ServerId %s)",
-        route,
+        operation,
         response.status_code,
         (time.monotonic() - started) * 1000,
         attempt,

@@ -19,7 +19,7 @@ from shared.clock import Clock
 from shared.whole_number import whole_number
 
 
-class Retry(Exception):
+class AttemptAgain(Exception):
     """Raised by one attempt that is worth another after `wait` seconds; `failure` is raised when none is left."""
 
     def __init__(self, wait: float, failure: Exception) -> None:
@@ -35,7 +35,7 @@ def with_retries[T](attempt: Callable[[int], T], *, attempts: int, remaining: Ca
     while True:
         try:
             return attempt(number)
-        except Retry as retry:
+        except AttemptAgain as retry:
             if number >= attempts or retry.wait >= remaining():
                 raise retry.failure from None
             clock.sleep(retry.wait)

@@ -26,7 +26,7 @@ log = get_logger(__name__)
 MFA_REQUIRED_CODE = "900421"  # docs/partner-center.md "MFA enforcement" (secondary sources; amr is checked too)
 
 
-def unauthorized(response: requests.Response, token: str, route: str) -> UpgradeError:
+def unauthorized(response: requests.Response, token: str, operation: str) -> UpgradeError:
     """A 401 to a freshly issued token: MFA missing (logged once, at ERROR, with its problem type), or else."""
     fault = fault_of(response)
     if fault.code == MFA_REQUIRED_CODE or "mfa" in (fault.description or "").lower() or not proves_mfa(token):
@@ -38,7 +38,7 @@ def unauthorized(response: requests.Response, token: str, route: str) -> Upgrade
         )
         log.error(
             "Partner Center %s refused the SAM access token without MFA: problemType=%s (code %s, MS-RequestId %s)",
-            route, error.problem_type, fault.code, fault.request_id,
+            operation, error.problem_type, fault.code, fault.request_id,
         )  # fmt: skip
         return error
     return PartnerCenterFailed(

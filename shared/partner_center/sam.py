@@ -33,7 +33,7 @@ from shared.errors import (
     UpgradeError,
 )
 from shared.key_vault import Secret, SecretStore
-from shared.partner_center.outbound import Retry, json_object, with_retries
+from shared.partner_center.outbound import AttemptAgain, json_object, with_retries
 from shared.settings import Settings
 from shared.whole_number import whole_number
 
@@ -166,18 +166,18 @@ class SamTokenProvider:
         )
 
     def _redeem_once(self, form: dict[str, str], attempt: int) -> tuple[int, dict[str, Any]]:
-        """Entra's answer, or `Retry` when Entra is unreachable, throttling or failing (429, 5xx)."""
+        """Entra's answer, or `AttemptAgain` when Entra is unreachable, throttling or failing (429, 5xx)."""
         started = time.monotonic()
         try:
             response = self._session.post(self._token_url, data=form, timeout=TIMEOUT, allow_redirects=False)
         except requests.RequestException as error:
             log.warning("Entra ID token request failed: %s (attempt %d)", type(error).__name__, attempt)
-            raise Retry(RETRY_WAIT_SECONDS, _entra_unavailable(10)) from None
+            raise AttemptAgain(RETRY_WAIT_SECONDS, _entra_unavailable(10)) from None
         elapsed = (time.monotonic() - started) * 1000
         log.info("Entra ID token exchange -> %d in %.0f ms", response.status_code, elapsed)
         if response.status_code < 429 or 430 <= response.status_code < 500:
             return response.status_code, json_object(response)
-        raise Retry(RETRY_WAIT_SECONDS, _entra_unavailable(_seconds(response.headers.get("Retry-After"), 10)))
+        raise AttemptAgain(RETRY_WAIT_SECONDS, _entra_unavailable(_seconds(response.headers.get("Retry-After"), 10)))
 
     def _accept(self, body: dict[str, Any], stored: Secret) -> _AccessToken:
         access_token = body.get("access_token")

@@ -12,7 +12,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.errors import PartnerCenterFailed, PartnerCenterThrottled, PartnerCenterTimeout
-from shared.partner_center.budget import MAX_ATTEMPTS, Budget
+from shared.partner_center.budget import MAX_CALL_ATTEMPTS, Budget
 from shared.partner_center.client import BACKOFF_SECONDS, PartnerCenterClient
 from shared.partner_center.outbound import backoff, retry_after
 from support.step_clock import StepClock
@@ -87,12 +87,12 @@ def test_a_5xx_is_retried_with_the_same_request_id_after_a_growing_back_off(step
 
 
 def test_the_last_failure_is_raised_when_the_attempts_are_used_up(step_clock: StepClock) -> None:
-    session = ScriptedSession(*[(503, {}, {"code": "5000", "description": "busy"})] * (MAX_ATTEMPTS + 1))
+    session = ScriptedSession(*[(503, {}, {"code": "5000", "description": "busy"})] * (MAX_CALL_ATTEMPTS + 1))
 
     with pytest.raises(PartnerCenterFailed) as failed:
         _status(_client(session, step_clock), Budget(60, step_clock))
 
-    assert len(session.sent) == MAX_ATTEMPTS
+    assert len(session.sent) == MAX_CALL_ATTEMPTS
     assert "HTTP 503" in failed.value.detail
 
 
