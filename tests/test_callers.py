@@ -22,7 +22,7 @@ from shared.api.callers import (
     UPGRADES_CREATE,
     UPGRADES_READ,
 )
-from shared.auth.caller_keys import CACHE_SECONDS
+from shared.auth.caller_keys import CACHE_SECONDS, REFRESH_AFTER_SECONDS
 from shared.auth.tokens import REFRESH_INTERVAL_SECONDS
 from support.callers import bearer
 from support.harness import Answer, AppHarness
@@ -193,6 +193,25 @@ def test_a_wrong_or_revoked_key_is_401_and_a_rotated_one_keeps_the_old_valid(
         "third": 200,
         "third after revocation": 401,
     }
+
+
+def test_a_caller_key_in_use_is_read_again_in_the_background_and_never_waits_on_key_vault(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    """Past REFRESH_AFTER_SECONDS a key is still answered from the cache (here with Key Vault unreachable, which a
+    read on the request path would turn into a 503) and read again beside the request; past CACHE_SECONDS
+    without a successful read it is read on the request path again."""
+    key = {"X-Caller-Key": sandbox.seed_caller_key("steady", (UPGRADES_READ,))}
+    assert app.list_upgrades(headers=key).status == 200
+    virtual_clock.advance(REFRESH_AFTER_SECONDS + 1)
+    sandbox.key_vault.down()
+    try:
+        assert app.list_upgrades(headers=key).status == 200  # served from the cache; the background read fails
+        virtual_clock.advance(CACHE_SECONDS)
+        assert app.list_upgrades(headers=key).status == 503  # expired: read now, and Key Vault is down
+    finally:
+        sandbox.key_vault.up()
+    assert app.list_upgrades(headers=key).status == 200
 
 
 # --- 403: the role, named --------------------------------------------------------------------------------

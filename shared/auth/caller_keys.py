@@ -27,15 +27,17 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
 from shared.clock import Clock
+from shared.concurrency import submit
 from shared.correlation import get_logger
 from shared.dependency_errors import dependency_error
-from shared.errors import Unauthenticated
+from shared.errors import Unauthenticated, UpgradeError
 
 log = get_logger(__name__)
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SECRET = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 CACHE_SECONDS = 60.0
+REFRESH_AFTER_SECONDS = 30.0  # a record older than this is served and read again in the background
 MAX_CACHED_NAMES = 1000
 VALID_VERSIONS = 2  # the current and the previous one: a rotation keeps the old key working until the next
 
@@ -105,6 +107,7 @@ class CallerKeys:
         self._cache: dict[str, tuple[float, tuple[KeyRecord, ...]]] = {}
         self._lock = threading.Lock()
         self._name_locks: dict[str, threading.Lock] = {}
+        self._refreshing: set[str] = set()
 
     def check(self, key: str) -> KeyRecord:
         name, secret = split_key(key)
@@ -114,8 +117,13 @@ class CallerKeys:
         return matched[0]
 
     def _records(self, name: str) -> tuple[KeyRecord, ...]:
+        """A name's records: from the cache while younger than `CACHE_SECONDS` (read again in the background once
+        older than `REFRESH_AFTER_SECONDS`, so a caller with steady traffic never waits on Key Vault and a
+        revocation still takes effect within `CACHE_SECONDS`); else read now, single flight per name."""
         cached = self._cache.get(name)
         if cached and self._clock.now() - cached[0] < CACHE_SECONDS:
+            if self._clock.now() - cached[0] >= REFRESH_AFTER_SECONDS:
+                self._refresh_in_background(name)
             return cached[1]
         with self._lock:
             lock = self._name_locks.setdefault(name, threading.Lock())
@@ -128,6 +136,23 @@ class CallerKeys:
                 self._cache.clear()
             self._cache[name] = (self._clock.now(), records)
             return records
+
+    def _refresh_in_background(self, name: str) -> None:
+        with self._lock:
+            if name in self._refreshing:
+                return
+            self._refreshing.add(name)
+
+        def refresh() -> None:
+            try:
+                self._cache[name] = (self._clock.now(), self._read(name))
+            except UpgradeError as error:  # the cached records stay until they expire; the next read tries again
+                log.warning("caller key %s could not be refreshed: %s", name, error.detail)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(name)
+
+        submit(refresh)
 
     def _read(self, name: str) -> tuple[KeyRecord, ...]:
         secret_name = self._prefix + name
