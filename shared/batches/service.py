@@ -15,7 +15,6 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from shared.batches.messages import BatchMessage, BatchQueue
@@ -40,9 +39,14 @@ KEY_PREFIX = "batches\n"
 
 @dataclass(frozen=True)
 class Started:
-    batch_id: str
-    body: dict[str, object]
+    """The batch as stored (or, for a replay, as it is now); the HTTP adapter renders it on its request's base."""
+
+    batch: BatchRecord
     retry_after: int
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.batch_id
 
 
 class BatchService:
@@ -68,21 +72,19 @@ class BatchService:
                 answer = StoredAnswer({"batchId": batch.batch_id}, RUNNING_RETRY_AFTER_SECONDS)
                 self._idempotency().complete(claim, answer)
             self._queue_first(batch)
-            return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
+            return Started(batch, RUNNING_RETRY_AFTER_SECONDS)
 
         if key is None:
             return work(None)
-        replay = partial(self._replay, base_url=base_url)
-        return self._idempotency().run(KEY_PREFIX + key, request.fingerprint(), work, replay)
+        return self._idempotency().run(KEY_PREFIX + key, request.fingerprint(), work, self._replay)
 
-    def _replay(self, answer: StoredAnswer, base_url: str) -> Started:
+    def _replay(self, answer: StoredAnswer) -> Started:
         batch_id = str(answer.body["batchId"])
         log.info("Idempotency-Key seen before with the same body; replaying batch %s", batch_id)
         batch = self.read(batch_id)
         if not batch.queued:  # the first try stored it but could not queue its first message
             self._queue_first(batch)
-        # The resource as it is now, with this request's URLs: nothing stored is built from another Host.
-        return Started(batch_id, batch.to_resource(base_url), answer.retry_after)
+        return Started(batch, answer.retry_after)  # as it is now; the adapter renders it with this request's URLs
 
     def _queue_first(self, batch: BatchRecord) -> None:
         kind = "callback" if batch.is_done else "list" if batch.all_customers else "plan"
