@@ -28,11 +28,12 @@ def describe_status_check(function: str, body: str | bytes) -> str | None:
     if not isinstance(upgrade_id, str):
         return None
     from shared.services import services  # noqa: PLC0415 - the app's own store, as loaded by the worker
+    from shared.upgrades.resource import upgrade_resource  # noqa: PLC0415
 
     record = services().store.get(upgrade_id)
     if record is None:
         return f"upgrade {upgrade_id}: not recorded"
-    resource = record.to_resource()
+    resource = upgrade_resource(record)
     parts = [f"Partner Center: {resource.get('partnerCenterStatus') or '-'}", f"checks {resource.get('checks')}"]
     if resource.get("nextCheckAt"):
         parts.append(f"next check {str(resource['nextCheckAt'])[11:19]}Z")

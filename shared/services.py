@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from shared.partner_center.client import PartnerCenterClient
     from shared.partner_center.sam import SamTokenProvider
     from shared.storage.consent_state import ConsentStateStore
-    from shared.storage.idempotency import IdempotencyStore
+    from shared.storage.idempotency import Idempotency
     from shared.storage.poison_queue import PoisonQueue
     from shared.storage.records import UpgradeStore
     from shared.storage.status_queue import StatusQueue
@@ -144,12 +144,12 @@ class Services:
         return UpgradeStore(self.table)
 
     @lazy
-    def idempotency(self) -> IdempotencyStore:
-        from shared.storage.idempotency import IdempotencyStore
+    def idempotency(self) -> Idempotency:
+        from shared.storage.idempotency import Idempotency
+        from shared.storage.idempotency_table import IdempotencyTable
 
-        return IdempotencyStore(
-            self.table, self.clock, claim_lease_seconds=self.settings.idempotency_claim_lease_seconds
-        )
+        lease = self.settings.idempotency_claim_lease_seconds
+        return Idempotency(IdempotencyTable(self.table), self.clock, claim_lease_seconds=lease)
 
     @lazy
     def consent_state(self) -> ConsentStateStore:

@@ -24,6 +24,7 @@ import requests
 from openapi_spec_validator import validate
 
 import shared.errors as app_errors
+from shared.api.accepted import accepted_body
 from shared.api.follow_links import FOLLOW_PARTS, FOLLOW_RESOURCES, signed_url, upgrade_path
 from shared.api.http import _json as app_json_response
 from shared.api.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
@@ -32,7 +33,8 @@ from shared.partner_center.client import CreatedUpgrade, Eligibility
 from shared.settings import Settings
 from shared.tracking.callbacks import sign as app_sign
 from shared.upgrades.create import UpgradeService
-from shared.upgrades.model import CallbackState, State, UpgradeRecord, UpgradeRequest, retry_after_seconds, status_uri
+from shared.upgrades.model import CallbackState, State, UpgradeRecord, UpgradeRequest
+from shared.upgrades.resource import retry_after_seconds, status_uri, upgrade_resource
 
 ROOT = Path(__file__).resolve().parents[1]
 CORRELATION_ID = "0b6c1a52-7a7e-4d55-9f61-3a0d4b2c9e10"
@@ -127,11 +129,11 @@ def _follow_link(upgrade_id: str, customer_id: str) -> str:
 def _status_response(record: UpgradeRecord) -> tuple[int, dict[str, str], bytes]:
     """What shared.api.http._status_answer answers for `record` (same code path for the body and headers)."""
     if record.is_final:
-        response = app_json_response(200, record.to_resource(), {})
+        response = app_json_response(200, upgrade_resource(record), {})
     else:
         location = _follow_link(record.upgrade_id, record.customer_id)
         wait = retry_after_seconds((record.next_check_at or NOW) - NOW)
-        response = app_json_response(202, record.to_resource(), {"Location": location, "Retry-After": str(wait)})
+        response = app_json_response(202, upgrade_resource(record), {"Location": location, "Retry-After": str(wait)})
     return response.status_code, _wire(response), response.get_body()
 
 
@@ -507,7 +509,7 @@ def _accepted(partner_center: _PartnerCenter, tracker: _Tracker) -> tuple[int, d
     )
     service = UpgradeService(settings, partner_center, lambda: None, lambda: tracker, _Clock())
     accepted = service.submit(UpgradeRequest(CUSTOMER_ID, "Azure", None), None, CORRELATION_ID)
-    body = {**accepted.body, "statusUri": status_uri(BASE_URL, accepted.upgrade_id, accepted.customer_id)}
+    body = accepted_body(accepted, BASE_URL)
     headers = {
         "Location": _follow_link(accepted.upgrade_id, accepted.customer_id),
         "Retry-After": str(accepted.retry_after),
@@ -550,7 +552,7 @@ def test_status_answers_match_the_spec(record: UpgradeRecord) -> None:
 def test_the_callback_body_is_a_final_status_resource() -> None:
     record = _final_record()
     record.callback_state = CallbackState.PENDING
-    body = json.dumps(record.to_resource(), separators=(",", ":"))
+    body = json.dumps(upgrade_resource(record), separators=(",", ":"))
     assert schema_errors(json.loads(body), "/components/schemas/UpgradeStatusFinal") == []
     assert iso(NOW) == "2026-11-21T12:00:00.000Z"  # the timestamp shape the spec's pattern expects
 
@@ -705,7 +707,7 @@ SIGNING_KEY = "callback-signing-key-value"
 
 def _signed_callback(record: UpgradeRecord, at: float) -> tuple[bytes, dict[str, str]]:
     """A callback exactly as shared.callbacks.CallbackSender sends it (compact JSON, app's signer)."""
-    body = json.dumps(record.to_resource(), separators=(",", ":")).encode()
+    body = json.dumps(upgrade_resource(record), separators=(",", ":")).encode()
     timestamp = str(int(at))
     headers = {
         "Content-Type": "application/json",

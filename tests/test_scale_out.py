@@ -27,6 +27,7 @@ from sandbox.stack import SamSeed, Sandbox
 from shared.services import services
 from shared.settings import ConfigurationError, Settings
 from shared.storage.idempotency import STALE_CLAIM_SECONDS
+from shared.storage.idempotency_table import IdempotencyRecord
 from shared.upgrades.model import UpgradeRequest
 from support.harness import Answer, AppHarness
 from support.leaks import find_leaks, known_secrets
@@ -64,7 +65,8 @@ def test_a_claim_left_by_a_dead_instance_is_taken_over_after_the_lease(
     customer = str(uuid.uuid4())
     key = f"dead-{uuid.uuid4()}"
     # The dead instance claimed the key (same body, so the same fingerprint) and never completed or released it.
-    services().idempotency.claim(key, UpgradeRequest(customer, "Azure", None).fingerprint())
+    fingerprint = UpgradeRequest(customer, "Azure", None).fingerprint()
+    services().idempotency.table.put_if_absent(IdempotencyRecord.in_progress(key, fingerprint, virtual_clock.now()))
 
     virtual_clock.advance(seconds - 1)
     held = app.post({"customerId": customer, "productFamily": "Azure"}, headers={"Idempotency-Key": key})

@@ -14,6 +14,7 @@ from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord, Mode
+from shared.batches.resource import batch_resource
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
 from shared.services import Services, services
 
@@ -47,7 +48,8 @@ def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     started = app.batches.start(request, key, correlation_id, base, requested_by())
     note_targets(started.batch_id)
     location = app.follow_links.batch_location(base, started.batch_id)
-    return _json(202, dict(started.body), {"Location": location, "Retry-After": str(started.retry_after)})
+    body = batch_resource(started.batch, base)
+    return _json(202, body, {"Location": location, "Retry-After": str(started.retry_after)})
 
 
 def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
@@ -76,7 +78,7 @@ def _batch_response(
         estimate = estimated_completion(
             batch, app.clock.now(), current_rate(app.table, app.settings.batch_calls_per_minute)
         )
-    resource = batch.to_resource(base, estimate)
+    resource = batch_resource(batch, base, estimate)
     if followed:
         resource = without_callback_url(resource)
     if prefers(accept, PAGE_CHOICES) == "text/html":

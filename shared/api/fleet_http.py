@@ -10,6 +10,7 @@ from shared.api.http import _answer, _json
 from shared.api.list_query import encode_token, parse_list_query
 from shared.api.validation import parse_guid
 from shared.services import services
+from shared.upgrades.resource import upgrade_resource
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -29,7 +30,7 @@ def _list(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     query = parse_list_query(req.params)
     records, position = list_page(services().store, query.customer_id, query.status, query.top, query.position)
     token = encode_token(query, position) if position else None
-    return _json(200, {"items": [r.to_resource() for r in records], "continuationToken": token}, dict(NO_STORE))
+    return _json(200, {"items": [upgrade_resource(r) for r in records], "continuationToken": token}, dict(NO_STORE))
 
 
 def _eligibility(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:

@@ -22,12 +22,12 @@ import threading
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from shared.batches.model import batch_status_uri
+from shared.batches.resource import batch_status_uri
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import DependencyMisconfigured, InvalidFollowLink, UpgradeError
 from shared.settings import Settings
-from shared.upgrades.model import status_uri
+from shared.upgrades.resource import status_uri
 from shared.whole_number import whole_number
 
 if TYPE_CHECKING:  # the Key Vault SDK is imported when services() builds the store, not at module import

@@ -13,6 +13,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.api.accepted import accepted_body
 from shared.api.base_url import base_url
 from shared.api.callers import RequestContext, guard, note_targets, request_scope, requested_by
 from shared.api.follow_links import FOLLOW_PARTS, batch_customers_path, batch_path, upgrade_path
@@ -22,7 +23,7 @@ from shared.correlation import correlation_id_from, correlation_scope, get_logge
 from shared.errors import InvalidFollowLink, UpgradeError, where
 from shared.services import Services, services
 from shared.settings import ConfigurationError
-from shared.upgrades.model import retry_after_seconds, status_uri
+from shared.upgrades.resource import retry_after_seconds, upgrade_resource
 
 log = get_logger(__name__)
 
@@ -55,7 +56,7 @@ def _create(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
     accepted = app.upgrades.submit(request, key, correlation_id, requested_by())
     note_targets(accepted.upgrade_id)
-    body = {**accepted.body, "statusUri": status_uri(base, accepted.upgrade_id, accepted.customer_id)}
+    body = accepted_body(accepted, base)
     location = app.follow_links.upgrade_location(base, accepted.upgrade_id, accepted.customer_id)
     return _json(202, body, {"Location": location, "Retry-After": str(accepted.retry_after)})
 
@@ -101,7 +102,7 @@ def _status_answer(
     from shared.tracking.on_read import read_status  # noqa: PLC0415
 
     record = read_status(app.tracker, upgrade_id, customer_id)
-    body = record.to_resource() if keyed else without_callback_url(record.to_resource())
+    body = upgrade_resource(record) if keyed else without_callback_url(upgrade_resource(record))
     if record.is_final:
         return _json(200, body, {})
     wait = (record.next_check_at or app.clock.now()) - app.clock.now()

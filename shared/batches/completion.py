@@ -13,6 +13,7 @@ from shared.batches.links import BatchLinks
 from shared.batches.messages import BatchMessage, BatchQueue
 from shared.batches.model import BatchRecord, Outcome
 from shared.batches.outcomes import final_settlement
+from shared.batches.resource import batch_resource
 from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
@@ -77,7 +78,7 @@ class BatchCompletion:
     def _attempt(self, batch: BatchRecord) -> None:
         """One attempt, its follow-up already queued. Never raises for the receiver's failures."""
         assert batch.callback_url
-        result = self._callbacks.deliver(batch.callback_url, batch.to_resource(batch.base_url))
+        result = self._callbacks.deliver(batch.callback_url, batch_resource(batch, batch.base_url))
         batch.callback_attempts += 1
         batch.updated_at = self._clock.now()
         batch.callback_state = state_after(result, batch.callback_attempts)

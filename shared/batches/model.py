@@ -1,5 +1,5 @@
-"""A batch as this app knows it: its request, its outcomes, its record and the resource callers see
-(docs/design.md, "Batches").
+"""A batch as this app knows it: its request, its outcomes and its record, as plain typed data
+(docs/design.md, "Batches"); `shared/batches/resource.py` renders the resource callers see.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
 
 from shared.clock import iso
 from shared.upgrades.model import CallbackState
@@ -147,34 +146,6 @@ class BatchRecord:
         if self.callback_url and self.callback_state == CallbackState.NONE:
             self.callback_state = CallbackState.PENDING
 
-    def to_resource(self, base_url: str, estimated_completion_at: float | None = None) -> dict[str, Any]:
-        return {
-            "batchId": self.batch_id,
-            "mode": str(self.mode),
-            "productFamily": self.product_family,
-            "status": str(self.status),
-            "total": self.total,
-            "counts": {str(o): self.counts[o] for o in Outcome},
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-            "completedAt": iso(self.completed_at),
-            "notBefore": iso(self.not_before),
-            "fromBatch": self.from_batch,
-            "cancelledAt": iso(self.cancelled_at),
-            "estimatedCompletionAt": iso(estimated_completion_at),
-            "correlationId": self.correlation_id,
-            "customersUri": batch_status_uri(base_url, self.batch_id) + "/customers",
-            "statusUri": batch_status_uri(base_url, self.batch_id),
-            "error": self.error,
-            "requestedBy": self.requested_by,
-            "cancelledBy": self.cancelled_by,
-            "callback": {
-                "url": self.callback_url,
-                "state": str(self.callback_state),
-                "attempts": self.callback_attempts,
-            },
-        }
-
 
 @dataclass
 class CustomerRow:
@@ -206,11 +177,6 @@ class Settlement:
     reason: str | None = None
     upgrade_id: str | None = None
     from_outcomes: frozenset[Outcome] = frozenset({Outcome.PENDING})
-
-
-def batch_status_uri(base_url: str, batch_id: str) -> str:
-    """`{base}/api/batches/{batchId}`: the keyed status route."""
-    return f"{base_url}/api/batches/{quote(batch_id, safe='')}"
 
 
 def batch_request_id(batch_id: str, customer_id: str) -> str:

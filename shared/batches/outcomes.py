@@ -111,7 +111,7 @@ class CustomerWork:
         request = UpgradeRequest(customer_id, batch.product_family, None)
         request_id = batch_request_id(batch.batch_id, customer_id)
         accepted = self._upgrades.create_for_batch(request, request_id, current_correlation_id(), budget)
-        upgrade_id = str(accepted.body["upgradeId"])
+        upgrade_id = accepted.upgrade_id
         self._links.add(upgrade_id, batch.batch_id, customer_id)  # before the row says upgrading: see links.py
         record = self._records.get(upgrade_id)
         if record is not None and record.is_final:  # it finished before the link existed

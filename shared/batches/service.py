@@ -1,7 +1,7 @@
 """Starting a batch (Idempotency-Key -> rows and batch entity -> first queue message -> 202) and reading it.
 
-Nothing reaches Partner Center here: the work happens on the batch queue. The Idempotency-Key store is the one
-POST /api/upgrades uses (keys of the two routes are kept apart by a prefix).
+Nothing reaches Partner Center here: the work happens on the batch queue. The Idempotency-Key component is the one
+POST /api/upgrades uses (shared/storage/idempotency.py; keys of the two routes are kept apart by a prefix).
 
 Order: rows and batch entity (`queued` false) -> the key's stored response -> the first message -> `queued`
 true. If queueing the first message fails, the caller gets 503 and the stored batch waits: a retry with the same
@@ -30,7 +30,7 @@ from shared.batches.store import BatchStore
 from shared.clock import Clock
 from shared.correlation import get_logger
 from shared.errors import BatchNotFinished, BatchNotFound
-from shared.storage.idempotency import Claim, IdempotencyStore, StoredResponse
+from shared.storage.idempotency import Claim, Idempotency, StoredAnswer
 
 log = get_logger(__name__)
 
@@ -39,14 +39,19 @@ KEY_PREFIX = "batches\n"
 
 @dataclass(frozen=True)
 class Started:
-    batch_id: str
-    body: dict[str, object]
+    """The batch as stored (or, for a replay, as it is now); the HTTP adapter renders it on its request's base."""
+
+    batch: BatchRecord
     retry_after: int
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.batch_id
 
 
 class BatchService:
     def __init__(
-        self, store: BatchStore, queue: BatchQueue, idempotency: Callable[[], IdempotencyStore], clock: Clock
+        self, store: BatchStore, queue: BatchQueue, idempotency: Callable[[], Idempotency], clock: Clock
     ) -> None:
         self._store = store
         self._queue = queue
@@ -61,29 +66,25 @@ class BatchService:
         base_url: str,
         requested_by: dict[str, Any] | None = None,
     ) -> Started:
-        claim: Claim | None = None
-        if key is not None:
-            claimed = self._idempotency().claim(KEY_PREFIX + key, request.fingerprint())
-            if isinstance(claimed, StoredResponse):
-                batch_id = str(claimed.body["batchId"])
-                log.info("Idempotency-Key seen before with the same body; replaying batch %s", batch_id)
-                batch = self.read(batch_id)
-                if not batch.queued:  # the first try stored it but could not queue its first message
-                    self._queue_first(batch)
-                # The resource as it is now, with this request's URLs: nothing stored is built from another Host.
-                return Started(batch_id, batch.to_resource(base_url), claimed.retry_after)
-            claim = claimed
-        try:
+        def work(claim: Claim | None) -> Started:
             batch = self._store_batch(request, correlation_id, base_url, requested_by)
-        except BaseException:
             if claim is not None:
-                self._idempotency().release(claim)
-            raise
-        if claim is not None:
-            stored = StoredResponse({"batchId": batch.batch_id}, RUNNING_RETRY_AFTER_SECONDS)
-            self._idempotency().complete(claim, stored)
-        self._queue_first(batch)
-        return Started(batch.batch_id, batch.to_resource(base_url), RUNNING_RETRY_AFTER_SECONDS)
+                answer = StoredAnswer({"batchId": batch.batch_id}, RUNNING_RETRY_AFTER_SECONDS)
+                self._idempotency().complete(claim, answer)
+            self._queue_first(batch)
+            return Started(batch, RUNNING_RETRY_AFTER_SECONDS)
+
+        if key is None:
+            return work(None)
+        return self._idempotency().run(KEY_PREFIX + key, request.fingerprint(), work, self._replay)
+
+    def _replay(self, answer: StoredAnswer) -> Started:
+        batch_id = str(answer.body["batchId"])
+        log.info("Idempotency-Key seen before with the same body; replaying batch %s", batch_id)
+        batch = self.read(batch_id)
+        if not batch.queued:  # the first try stored it but could not queue its first message
+            self._queue_first(batch)
+        return Started(batch, answer.retry_after)  # as it is now; the adapter renders it with this request's URLs
 
     def _queue_first(self, batch: BatchRecord) -> None:
         kind = "callback" if batch.is_done else "list" if batch.all_customers else "plan"

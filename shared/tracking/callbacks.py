@@ -29,6 +29,7 @@ from shared.settings import Settings
 from shared.tracking.callback_policy import Delivery, state_after
 from shared.tracking.callback_transport import AddressRefused, Resolver, checked_addresses, pinned_request
 from shared.upgrades.model import CallbackState, UpgradeRecord
+from shared.upgrades.resource import upgrade_resource
 
 log = get_logger(__name__)
 
@@ -121,7 +122,7 @@ class CallbackSender:
         """One delivery attempt for a final record with a pending callback; updates its callback state (the caller
         saves it; the next attempt is already queued, `Tracker.guard_callback`). Failures are never raised."""
         assert record.callback_url  # PENDING implies a URL
-        result = self.deliver(record.callback_url, record.to_resource())
+        result = self.deliver(record.callback_url, upgrade_resource(record))
         record.callback_attempts += 1
         record.updated_at = self._clock.now()
         record.callback_state = state_after(result, record.callback_attempts)

@@ -1,11 +1,12 @@
-"""Submitting an upgrade: Idempotency-Key -> eligibility -> create -> record and schedule -> 202 body.
+"""Submitting an upgrade: Idempotency-Key -> eligibility -> create -> record and schedule -> `Accepted`.
 
 Once Partner Center has accepted, the caller always gets the 202: recording and scheduling are best effort
 here because the Location the caller receives carries the customerId, and a GET on it recovers the upgrade.
 Those writes cost two storage round trips in sequence: the list index upserts beside the first check's queue
-message (and the Idempotency-Key completion), then the record (shared/tracking/tracker.py `start`).
-The body kept for Idempotency-Key replays holds no URL: `statusUri` and `Location` depend on the base of the
-request being answered, so the HTTP adapter adds them to every answer, the first and each replay.
+message (and the Idempotency-Key completion: "The overlap", shared/storage/idempotency.py), then the record
+(shared/tracking/tracker.py `start`).
+The answer is typed (shared/upgrades/accepted.py); the HTTP adapter renders the 202 with `statusUri` and
+`Location` on the base of the request being answered, the first and each replay.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,12 @@ from shared.errors import NotEligible, PartnerCenterFault, UpgradeConflict, Upgr
 from shared.partner_center.budget import Budget
 from shared.partner_center.client import PartnerCenterClient
 from shared.settings import Settings
-from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest, retry_after_seconds
+from shared.upgrades.accepted import Accepted
+from shared.upgrades.model import State, UpgradeRecord, UpgradeRequest
+from shared.upgrades.resource import retry_after_seconds
 
 if TYPE_CHECKING:  # the storage modules (and SDKs) load on the first write, not with this module: cold start
-    from shared.storage.idempotency import Claim, IdempotencyStore
+    from shared.storage.idempotency import Claim, Idempotency, StoredAnswer
     from shared.tracking.tracker import Tracker
 
 log = get_logger(__name__)
@@ -38,26 +40,12 @@ REQUEST_ID_NAMESPACE = uuid.UUID("6c1f3f3e-5d0e-4a49-9a4e-3f4b8f0b7c21")
 UPGRADE_IN_PROGRESS_CODE = "900109"  # Partner Center 409: an upgrade for this customer is pending or in progress
 
 
-@dataclass(frozen=True)
-class Accepted:
-    body: dict[str, Any]  # the 202 body without `statusUri`, which the HTTP adapter adds for its request's base
-    retry_after: int
-
-    @property
-    def upgrade_id(self) -> str:
-        return str(self.body["upgradeId"])
-
-    @property
-    def customer_id(self) -> str:
-        return str(self.body["customerId"])
-
-
 class UpgradeService:
     def __init__(
         self,
         settings: Settings,
         partner_center: PartnerCenterClient,
-        idempotency: Callable[[], IdempotencyStore],
+        idempotency: Callable[[], Idempotency],
         tracker: Callable[[], Tracker],
         clock: Clock,
     ) -> None:
@@ -74,43 +62,36 @@ class UpgradeService:
         correlation_id: str,
         requested_by: dict[str, Any] | None = None,
     ) -> Accepted:
-        claim: Claim | None = None
-        request_id = str(uuid.uuid4())
-        if key is not None:
-            fingerprint = request.fingerprint()
-            claimed = self._idempotency().claim(key, fingerprint)
-            from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store just used
+        if key is None:
+            return self._forward(request, str(uuid.uuid4()), correlation_id, None, requested_by=requested_by)
+        fingerprint = request.fingerprint()
+        request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
+        return self._idempotency().run(
+            key,
+            fingerprint,
+            lambda claim: self._forward(request, request_id, correlation_id, claim, requested_by=requested_by),
+            lambda answer: self._replay(request, answer),
+        )
 
-            if isinstance(claimed, StoredResponse):
-                log.info(
-                    "Idempotency-Key seen before with the same body; replaying upgrade %s",
-                    claimed.body.get("upgradeId"),
-                )
-                replayed = Accepted(claimed.body, claimed.retry_after)
-                self._keep_tracked(request, replayed)
-                return replayed
-            claim = claimed
-            request_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{key}\n{fingerprint}"))
-        try:
-            return self._forward(request, request_id, correlation_id, claim, requested_by=requested_by)
-        except BaseException:
-            if claim is not None:
-                self._idempotency().release(claim)
-            raise
+    def _replay(self, request: UpgradeRequest, answer: StoredAnswer) -> Accepted:
+        log.info("Idempotency-Key seen before with the same body; replaying upgrade %s", answer.body.get("upgradeId"))
+        replayed = Accepted.from_stored(answer.body, answer.retry_after)
+        self._keep_tracked(request, replayed)
+        return replayed
 
     def _keep_tracked(self, request: UpgradeRequest, replayed: Accepted) -> None:
         """A replay makes sure its upgrade is recorded and tracked, with this request's callbackUrl (the same
         body, so the same URL). The first try's instance may have died after storing this answer and before its
-        record and first check were written (they run side by side, `_forward`): a GET on the Location would
-        then recover the upgrade without the callbackUrl, and nobody would call back. An existing record wins
+        record and first check were written ("The overlap", shared/storage/idempotency.py): a GET on the Location
+        would then recover the upgrade without the callbackUrl, and nobody would call back. An existing record wins
         (`Tracker.start`), so a replay of a tracked upgrade changes nothing. Never raises."""
         now = self._clock.now()
         record = UpgradeRecord.new(
             replayed.upgrade_id,
             replayed.customer_id,
             now,
-            location=str(replayed.body.get("partnerCenterLocation") or f"productUpgrades/{replayed.upgrade_id}"),
-            correlation_id=replayed.body.get("correlationId"),
+            location=replayed.partner_center_location,
+            correlation_id=replayed.correlation_id,
             callback_url=request.callback_url,
             next_check_at=now + self._settings.first_check_seconds,
         )
@@ -153,7 +134,7 @@ class UpgradeService:
         )
         accepted = self._accepted(request, record, record.status, existing)
         completing: Future[None] | None = None
-        if claim is not None and not existing:  # a new upgrade is InProgress: its answer is known already
+        if claim is not None and not existing:  # the overlap: shared/storage/idempotency.py
             completing = submit(partial(self._complete, claim, accepted))
         stored = self._tracker().start(record, new=not existing)
         if stored is not record:  # an existing record wins: answer (and replay) with its status
@@ -165,26 +146,23 @@ class UpgradeService:
         return accepted
 
     def _accepted(self, request: UpgradeRequest, record: UpgradeRecord, status: State, existing: bool) -> Accepted:
-        """The 202 body of this request for its new `record`, with the status as stored (an existing one wins)."""
-        body = {
-            "upgradeId": record.upgrade_id,
-            "customerId": request.customer_id,
-            "productFamily": request.product_family,
-            "status": str(status),
-            "partnerCenterLocation": record.partner_center_location,
-            "existing": existing,
-            "correlationId": record.correlation_id,
-        }
-        return Accepted(body, retry_after_seconds(self._settings.first_check_seconds))
+        """This request's answer for its new `record`, with the status as stored (an existing one wins)."""
+        return Accepted(
+            upgrade_id=record.upgrade_id,
+            customer_id=request.customer_id,
+            product_family=request.product_family,
+            status=status,
+            partner_center_location=record.partner_center_location or f"productUpgrades/{record.upgrade_id}",
+            existing=existing,
+            correlation_id=record.correlation_id,
+            retry_after=retry_after_seconds(self._settings.first_check_seconds),
+        )
 
     def _complete(self, claim: Claim, accepted: Accepted) -> None:
-        """Store the answer for replays (best effort, never raises); for a new upgrade this runs side by side
-        with recording it: a replay then answers the same 202, and the Location recovers the upgrade either
-        way (docs/design.md, "Idempotency")."""
-        store = self._idempotency()
-        from shared.storage.idempotency import StoredResponse  # noqa: PLC0415 - loaded by the store
+        """Store the answer for replays (best effort, never raises)."""
+        from shared.storage.idempotency import StoredAnswer  # noqa: PLC0415 - loaded by the component already
 
-        store.complete(claim, StoredResponse(accepted.body, accepted.retry_after))
+        self._idempotency().complete(claim, StoredAnswer(accepted.stored_body(), accepted.retry_after))
 
     def _existing_upgrade(self, request: UpgradeRequest, budget: Budget) -> str | None:
         """The upgrade eligibility names for this customer; raises NotEligible when there is none and the

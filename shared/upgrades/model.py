@@ -1,7 +1,7 @@
-"""An upgrade as this app knows it: its states, its record, and the status resource callers see.
+"""An upgrade as this app knows it: its request, its states and its record, as plain typed data.
 
-The record is the domain's; `shared/storage/records.py` maps it to a Table entity. The resource shape, the
-status URL and the polling hint are part of the HTTP contract (docs/design.md, "Status resource").
+The record is the domain's; `shared/storage/records.py` maps it to a Table entity, and
+`shared/upgrades/resource.py` renders the status resource callers see (docs/design.md, "Status resource").
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
-
-from shared.clock import iso
 
 PRODUCT_FAMILY = "Azure"  # the only product family Partner Center upgrades, as it spells it
 
@@ -103,38 +100,3 @@ class UpgradeRecord:
     @property
     def is_stored(self) -> bool:
         return self.etag is not None
-
-    def to_resource(self) -> dict[str, Any]:
-        """The status resource, as GET returns it and callbacks send it."""
-        return {
-            "upgradeId": self.upgrade_id,
-            "customerId": self.customer_id,
-            "productFamily": self.product_family,
-            "status": str(self.status),
-            "partnerCenterStatus": self.partner_center_status,
-            "lineItems": self.line_items,
-            "error": self.error,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-            "lastCheckedAt": iso(self.last_checked_at),
-            "nextCheckAt": iso(self.next_check_at),
-            "checks": self.checks,
-            "partnerCenterLocation": self.partner_center_location,
-            "correlationId": self.correlation_id,
-            "requestedBy": self.requested_by,
-            "callback": {
-                "url": self.callback_url,
-                "state": str(self.callback_state),
-                "attempts": self.callback_attempts,
-            },
-        }
-
-
-def status_uri(base_url: str, upgrade_id: str, customer_id: str) -> str:
-    """`{base}/api/upgrades/{id}?customerId={customer}`: the customerId lets the route recover a lost record."""
-    return f"{base_url}/api/upgrades/{quote(upgrade_id, safe='')}?customerId={quote(customer_id, safe='')}"
-
-
-def retry_after_seconds(seconds: float) -> int:
-    """Retry-After for pollers: the time to the next check, clamped to 5-300 s."""
-    return int(min(300, max(5, round(seconds))))
