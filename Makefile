@@ -48,9 +48,11 @@ $(INFRA_STAMP): requirements-infra.txt
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
+# lint-imports holds shared/'s dependency direction (pyproject.toml [tool.importlinter]): an upward import fails.
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps
 	$(VENV)/bin/mypy

@@ -2,6 +2,6 @@ import azure.functions as func
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api.http import get_audit  # on the first call: docs/design.md, Performance
+    from shared.api.audit import get_audit  # on the first call: docs/design.md, Performance
 
     return get_audit(req)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
-    from shared.api.follow_links import FollowLinks
     from shared.batches.completion import BatchCompletion
     from shared.batches.links import BatchLinks
     from shared.batches.messages import BatchQueue
@@ -105,12 +104,6 @@ class Services:
             transport=sdk_transport(HTTP_POOL_SIZE),  # with its timeouts (5 s connect, 10 s read)
         )
         return SecretStore(client, self.clock)
-
-    @lazy
-    def follow_links(self) -> FollowLinks:
-        from shared.api.follow_links import FollowLinks
-
-        return FollowLinks(self.settings, self.secrets, self.clock)
 
     @lazy
     def tokens(self) -> SamTokenProvider:

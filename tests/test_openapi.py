@@ -25,8 +25,8 @@ from openapi_spec_validator import validate
 
 import shared.errors as app_errors
 from shared.api.accepted import accepted_body
+from shared.api.answers import json_answer as app_json_response
 from shared.api.follow_links import FOLLOW_PARTS, FOLLOW_RESOURCES, signed_url, upgrade_path
-from shared.api.http import _json as app_json_response
 from shared.api.problems import TYPE_PREFIX, configuration_problem, internal_problem, problem_response
 from shared.clock import iso
 from shared.partner_center.client import CreatedUpgrade, Eligibility
@@ -127,7 +127,7 @@ def _follow_link(upgrade_id: str, customer_id: str) -> str:
 
 
 def _status_response(record: UpgradeRecord) -> tuple[int, dict[str, str], bytes]:
-    """What shared.api.http._status_answer answers for `record` (same code path for the body and headers)."""
+    """What shared.api.upgrades.status_answer answers for `record` (same code path for the body and headers)."""
     if record.is_final:
         response = app_json_response(200, upgrade_resource(record), {})
     else:

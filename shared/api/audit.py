@@ -1,11 +1,5 @@
-"""The audit trail at the HTTP edge: the entry each answered request leaves (`write_entry`, called by the one
-answer wrapper before the answer leaves), and `GET /api/audit` (function `GetAudit`, role Operations.Read).
-
-Audited: every request to a route that changes something (create an upgrade, start or cancel a batch) that got
-past authentication, whatever its outcome, and every 401 and 403. If the entry cannot be written, the answer
-still goes out (the change, if any, has happened at Partner Center already) and one ERROR line carries the
-entry's fields instead, so the log keeps the trail.
-"""
+"""`GET /api/audit` (function `GetAudit`, role Operations.Read): the audit trail newest first, as JSON pages or CSV
+(formula-safe cells). The entries are written by shared/api/audit_entries.py."""
 
 from __future__ import annotations
 
@@ -20,12 +14,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.api.callers import ROUTES, RequestContext, action_of
+from shared.api.answers import answer
 from shared.auth.wiring import callers
 from shared.batches.export import safe_cell
 from shared.correlation import get_logger
-from shared.errors import FieldError, ValidationFailed, where
-from shared.services import Services
+from shared.errors import FieldError, ValidationFailed
+from shared.services import Services, services
 
 log = get_logger(__name__)
 
@@ -38,48 +32,18 @@ _FILTER = re.compile(r"[ -~]{1,200}")
 _ROW_KEY = re.compile(r"[0-9]{13}-[0-9a-f]{12}")  # shared/audit/log.py row keys
 
 
-def should_audit(context: RequestContext, status: int) -> bool:
-    rule = ROUTES.get(context.function)
-    return status in (401, 403) or bool(rule and rule.change and context.caller is not None)
+def get_audit(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(req, "GetAudit", lambda request, _: audit_answer(services(), request))
 
 
-def write_entry(app: Services, context: RequestContext, response: func.HttpResponse, correlation_id: str) -> None:
-    entry = _entry(context, response, correlation_id)
-    try:
-        callers(app).audit.record(entry)
-    except Exception as error:  # the answer must not be lost to an audit failure: the log keeps the entry
-        log.error(
-            "audit entry not written (%s at %s): %s", type(error).__name__, where(error), json.dumps(entry, default=str)
-        )
-
-
-def _entry(context: RequestContext, response: func.HttpResponse, correlation_id: str) -> dict[str, Any]:
-    caller = context.caller
-    problem_type = None
-    if response.mimetype == "application/problem+json":
-        problem_type = json.loads(response.get_body()).get("type")
-    return {
-        "callerKind": caller.kind if caller else context.presented,
-        "callerId": caller.id if caller else None,
-        "callerAppId": caller.app_id if caller else None,
-        "callerName": caller.name if caller else None,
-        "action": action_of(context.function),
-        "targets": context.targets,
-        "correlationId": correlation_id,
-        "status": response.status_code,
-        "problemType": problem_type,
-        "reason": context.reason,
-    }
-
-
-def audit_answer(app: Services, req: func.HttpRequest) -> func.HttpResponse:
+def audit_answer(svc: Services, req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/audit`: JSON pages, or with `Accept: text/csv` the page as CSV (formula-safe cells)."""
     from shared.audit.log import AuditQuery  # noqa: PLC0415 - loads with the first audit read
 
     # the URL's own query too: a worker may drop blank values (`from=`), which must be a 400, not "no filter"
     params = dict(parse_qsl(urlsplit(req.url).query, keep_blank_values=True)) | dict(req.params)
     query = _parse(params, AuditQuery)
-    trail = callers(app).audit
+    trail = callers(svc).audit
     trail.purge()
     entries, after = trail.query(query)
     token = base64.urlsafe_b64encode(after.encode()).decode().rstrip("=") if after else None

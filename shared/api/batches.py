@@ -1,21 +1,21 @@
-"""The batch routes and the batch-queue trigger: parse, call `shared.batches`, shape the answer
-(docs/design.md, "Batches")."""
+"""The batch routes (StartBatch, GetBatch, GetBatchCustomers, CancelBatch): parse, call `shared.batches`, shape
+the answer (docs/design.md, "Batches"). The batch queue trigger is shared/api/batch_queue.py."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
 from shared.api.accept import prefers
+from shared.api.answers import answer, json_answer, request_base, without_callback_url
 from shared.api.batch_input import encode_token, parse_batch_request, parse_customer_query
 from shared.api.callers import BATCHES_REPORT, BATCHES_UPGRADE, note_targets, requested_by, require_role
-from shared.api.http import _answer, _base_url, _json, without_callback_url
-from shared.api.queue import run_message
+from shared.api.follow_links import follow_links
 from shared.api.validation import parse_guid, parse_idempotency_key
 from shared.batches.estimate import current_rate, estimated_completion
 from shared.batches.export import to_csv
 from shared.batches.model import RUNNING_RETRY_AFTER_SECONDS, BatchRecord, Mode
 from shared.batches.resource import batch_resource
-from shared.correlation import correlation_id_from, correlation_scope, get_logger
+from shared.correlation import get_logger
 from shared.services import Services, services
 
 log = get_logger(__name__)
@@ -23,60 +23,60 @@ PAGE_CHOICES = ["application/json", "text/html"]  # JSON unless the client prefe
 
 
 def start_batch(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(req, "StartBatch", _start)
+    return answer(req, "StartBatch", _start)
 
 
 def get_batch(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(req, "GetBatch", _get)
+    return answer(req, "GetBatch", _get)
 
 
 def get_batch_customers(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(req, "GetBatchCustomers", _customers)
+    return answer(req, "GetBatchCustomers", _customers)
 
 
 def cancel_batch(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(req, "CancelBatch", _cancel)
+    return answer(req, "CancelBatch", _cancel)
 
 
 def _start(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
-    app = services()
-    hosts = app.settings.callback_allowed_hosts
-    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), hosts, req.params, app.clock.now())
+    svc = services()
+    hosts = svc.settings.callback_allowed_hosts
+    request = parse_batch_request(req.get_body(), req.headers.get("content-type"), hosts, req.params, svc.clock.now())
     require_role(BATCHES_UPGRADE if request.mode == Mode.UPGRADE else BATCHES_REPORT)
     key = parse_idempotency_key(req.headers.get("idempotency-key"))
-    base = _base_url(req, app)
-    started = app.batches.start(request, key, correlation_id, base, requested_by())
+    base = request_base(req, svc)
+    started = svc.batches.start(request, key, correlation_id, base, requested_by())
     note_targets(started.batch_id)
-    location = app.follow_links.batch_location(base, started.batch_id)
+    location = follow_links(svc).batch_location(base, started.batch_id)
     body = batch_resource(started.batch, base)
-    return _json(202, body, {"Location": location, "Retry-After": str(started.retry_after)})
+    return json_answer(202, body, {"Location": location, "Retry-After": str(started.retry_after)})
 
 
 def _get(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
-    app = services()
+    svc = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
     assert batch_id
-    return batch_answer(app, _base_url(req, app), batch_id, req.headers.get("accept"))
+    return batch_answer(svc, request_base(req, svc), batch_id, req.headers.get("accept"))
 
 
 def batch_answer(
-    app: Services, base: str, batch_id: str, accept: str | None = None, *, followed: bool = False
+    svc: Services, base: str, batch_id: str, accept: str | None = None, *, followed: bool = False
 ) -> func.HttpResponse:
     """What GET /api/batches/{id} and its follow link answer: 200 when done, else 202 + Location + Retry-After;
     to a client that prefers text/html (a browser), 200 with the progress page. `followed`: asked through the
     follow link, so the page's CSV link is a follow link too (else the keyed customers route), and the callback
     URL is null: it may carry a SAS signature that a link holder must not learn."""
-    batch = app.batches.read(batch_id)
-    return _batch_response(app, base, batch, accept, followed=followed)
+    batch = svc.batches.read(batch_id)
+    return _batch_response(svc, base, batch, accept, followed=followed)
 
 
 def _batch_response(
-    app: Services, base: str, batch: BatchRecord, accept: str | None = None, *, followed: bool = False
+    svc: Services, base: str, batch: BatchRecord, accept: str | None = None, *, followed: bool = False
 ) -> func.HttpResponse:
     estimate = None
     if not batch.is_done:
         estimate = estimated_completion(
-            batch, app.clock.now(), current_rate(app.table, app.settings.batch_calls_per_minute)
+            batch, svc.clock.now(), current_rate(svc.table, svc.settings.batch_calls_per_minute)
         )
     resource = batch_resource(batch, base, estimate)
     if followed:
@@ -86,22 +86,22 @@ def _batch_response(
         from shared.batches.reasons import top_reasons  # noqa: PLC0415
 
         csv_url = (
-            app.follow_links.batch_customers_location(base, batch.batch_id) if followed else resource["customersUri"]
+            follow_links(svc).batch_customers_location(base, batch.batch_id) if followed else resource["customersUri"]
         )
         refresh = None if batch.is_done else RUNNING_RETRY_AFTER_SECONDS
-        page = progress_page.render(resource, top_reasons(app.batch_store, batch.batch_id), csv_url, refresh)
+        page = progress_page.render(resource, top_reasons(svc.batch_store, batch.batch_id), csv_url, refresh)
         return progress_page.page_response(page)
     if batch.is_done:
-        return _json(200, resource, {})
-    location = app.follow_links.batch_location(base, batch.batch_id)
-    return _json(202, resource, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
+        return json_answer(200, resource, {})
+    location = follow_links(svc).batch_location(base, batch.batch_id)
+    return json_answer(202, resource, {"Location": location, "Retry-After": str(RUNNING_RETRY_AFTER_SECONDS)})
 
 
-def batch_csv_answer(app: Services, batch_id: str) -> func.HttpResponse:
+def batch_csv_answer(svc: Services, batch_id: str) -> func.HttpResponse:
     """The follow link of the batch's CSV: always the whole batch as CSV, as a download (a browser's click sends
     a browser Accept, so the link itself says what it answers)."""
-    app.batches.read(batch_id)  # 404 for an unknown batch
-    body = to_csv(app.batch_store.all_rows(batch_id))
+    svc.batches.read(batch_id)  # 404 for an unknown batch
+    body = to_csv(svc.batch_store.all_rows(batch_id))
     headers = {
         "Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"',
         "Cache-Control": "no-store",
@@ -112,46 +112,27 @@ def batch_csv_answer(app: Services, batch_id: str) -> func.HttpResponse:
 
 
 def _cancel(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
-    app = services()
+    svc = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
     assert batch_id
     from shared.batches.cancel import BatchCancel  # noqa: PLC0415 - with the storage SDK, on this route only
 
     note_targets(batch_id)
-    batch = BatchCancel(app.batch_store, app.batch_queue, app.batch_completion, app.clock).cancel(
+    batch = BatchCancel(svc.batch_store, svc.batch_queue, svc.batch_completion, svc.clock).cancel(
         batch_id, requested_by()
     )
-    return _batch_response(app, _base_url(req, app), batch)
+    return _batch_response(svc, request_base(req, svc), batch)
 
 
 def _customers(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
-    app = services()
+    svc = services()
     batch_id = parse_guid(req.route_params.get("batchId"), "batchId", required=True)
     assert batch_id
     query = parse_customer_query(req.params)
-    app.batches.read(batch_id)  # 404 for an unknown batch
+    svc.batches.read(batch_id)  # 404 for an unknown batch
     if prefers(req.headers.get("accept"), ["application/json", "text/csv"]) == "text/csv":
-        body = to_csv(app.batch_store.all_rows(batch_id, query.outcome))
+        body = to_csv(svc.batch_store.all_rows(batch_id, query.outcome))
         return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8")
-    rows = app.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
+    rows = svc.batch_store.query(batch_id, query.outcome, query.after, query.top + 1)
     token = encode_token(rows[query.top - 1].customer_id) if len(rows) > query.top else None
-    return _json(200, {"items": [r.to_item() for r in rows[: query.top]], "continuationToken": token}, {})
-
-
-def run_batch(msg: func.QueueMessage) -> None:
-    """The RunBatch queue trigger: like UpgradeStatus, failures leave as one `RetryLater` line."""
-    from shared.batches.messages import BatchMessage, InvalidBatchMessage  # noqa: PLC0415 - with the storage SDK
-
-    body = msg.get_body()
-    text = body.decode("utf-8", errors="replace")  # for parsing only: a parked copy keeps the original bytes
-    message_id = msg.id or "-"
-    with correlation_scope(correlation_id_from(None)):
-        try:
-            message = BatchMessage.parse(text)
-        except InvalidBatchMessage as error:
-            log.error("RunBatch message %s refused (%s); moving it to the poison queue", message_id, error)
-            services().batch_poison.park(body)
-            return
-        log.info("RunBatch message %s (dequeue %s): %s of batch %s", message_id, msg.dequeue_count, message.kind,
-                 message.batch_id)  # fmt: skip
-        run_message("RunBatch", message_id, lambda: services().batch_worker.handle(message, msg.dequeue_count or 1))
+    return json_answer(200, {"items": [r.to_item() for r in rows[: query.top]], "continuationToken": token}, {})

@@ -106,14 +106,14 @@ def request_scope(context: RequestContext) -> Iterator[RequestContext]:
         _context.reset(token)
 
 
-def guard(req: func.HttpRequest, context: RequestContext, app: Services) -> None:
+def guard(req: func.HttpRequest, context: RequestContext, svc: Services) -> None:
     """Resolve the caller and check the route's role; raises Unauthenticated (401) or Forbidden (403)."""
     if context.function in PUBLIC:
         return
     rule = ROUTES[context.function]  # a function missing here is a bug the route table test catches
     note_targets(*(str(value) for value in req.route_params.values()))
     try:
-        context.caller = authenticate(req, context, app)
+        context.caller = authenticate(req, context, svc)
     except Unauthenticated as refused:
         context.reason = refused.reason
         raise
@@ -121,7 +121,7 @@ def guard(req: func.HttpRequest, context: RequestContext, app: Services) -> None
         raise Forbidden(" or ".join(rule.roles))
 
 
-def authenticate(req: func.HttpRequest, context: RequestContext, app: Services) -> Caller:
+def authenticate(req: func.HttpRequest, context: RequestContext, svc: Services) -> Caller:
     authorization = req.headers.get("authorization")
     key = req.headers.get("x-caller-key") or req.params.get("callerKey")
     presented = [kind for kind, value in (("token", authorization), ("key", key)) if value is not None]
@@ -132,10 +132,10 @@ def authenticate(req: func.HttpRequest, context: RequestContext, app: Services) 
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("the Authorization header is not 'Bearer <token>'")
-        claims = callers(app).tokens.validate(token.strip())
+        claims = callers(svc).tokens.validate(token.strip())
         return Caller("token", claims.object_id, claims.app_id, claims.name, claims.roles)
     assert key is not None
-    record = callers(app).keys.check(key)
+    record = callers(svc).keys.check(key)
     return Caller("key", record.name, None, record.name, record.roles)
 
 

@@ -32,6 +32,7 @@ from shared.whole_number import whole_number
 
 if TYPE_CHECKING:  # the Key Vault SDK is imported when services() builds the store, not at module import
     from shared.key_vault import SecretStore
+    from shared.services import Services
 
 log = get_logger(__name__)
 
@@ -138,3 +139,23 @@ class FollowLinks:
                 error.detail,
                 self._key_name,
             )
+
+
+_built: dict[int, tuple[Services, FollowLinks]] = {}
+_built_lock = threading.Lock()
+
+
+def follow_links(svc: Services) -> FollowLinks:
+    """The follow-link signer of this `Services` (one per process), built on first use, single flight. Built here,
+    at the HTTP edge that uses it, not by the composition root below it (pyproject.toml, the layers contract)."""
+    built = _built.get(id(svc))
+    if built is not None and built[0] is svc:
+        return built[1]
+    with _built_lock:
+        built = _built.get(id(svc))
+        if built is None or built[0] is not svc:
+            if len(_built) > 8:  # services() is rebuilt only when the environment changes (tests, devhost)
+                _built.clear()
+            built = (svc, FollowLinks(svc.settings, svc.secrets, svc.clock))
+            _built[id(svc)] = built
+        return built[1]

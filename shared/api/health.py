@@ -38,9 +38,9 @@ Check = dict[str, Any]
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Through the one answer wrapper: the caller needs Operations.Read (so the settings must load first: with
     invalid settings the answer is the 500 configuration problem, whose detail says the log names them)."""
-    from shared.api.http import _answer  # noqa: PLC0415 - http imports the services this module reports on
+    from shared.api.answers import answer  # noqa: PLC0415 - it imports the services this module reports on
 
-    return _answer(req, "Health", _health)
+    return answer(req, "Health", _health)
 
 
 def _health(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
@@ -55,7 +55,7 @@ def _health(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
 
 def run_checks() -> dict[str, Check]:
     try:
-        app = services()
+        svc = services()
     except ConfigurationError as error:
         log.error("%s", error)
         not_checked = _check(False, "not checked: the app settings are invalid")
@@ -64,56 +64,56 @@ def run_checks() -> dict[str, Check]:
     state: list[ConsentState | None] = []
     checks = {
         "configuration": _check(True, "the app settings are valid"),
-        "keyVault": _guarded("keyVault", lambda: _key_vault(app)),
-        "storage": _guarded("storage", lambda: _storage(app, state)),
+        "keyVault": _guarded("keyVault", lambda: _key_vault(svc)),
+        "storage": _guarded("storage", lambda: _storage(svc, state)),
     }
-    checks["consent"] = _guarded("consent", lambda: _consent(app, state))
-    checks["poisonMessages"] = _guarded("poisonMessages", lambda: _poison_messages(app))
+    checks["consent"] = _guarded("consent", lambda: _consent(svc, state))
+    checks["poisonMessages"] = _guarded("poisonMessages", lambda: _poison_messages(svc))
     return checks
 
 
-def _key_vault(app: Services) -> Check:
-    names = (app.settings.app_id_secret, app.settings.app_secret_secret, app.settings.refresh_token_secret)
+def _key_vault(svc: Services) -> Check:
+    names = (svc.settings.app_id_secret, svc.settings.app_secret_secret, svc.settings.refresh_token_secret)
     try:
         for name in names:
-            app.secrets.get(name)
+            svc.secrets.get(name)
     except UpgradeError as error:
         return _check(False, error.detail)
     return _check(True, f"the SAM secrets can be read ({', '.join(names)})")
 
 
-def _storage(app: Services, state: list[ConsentState | None]) -> Check:
+def _storage(svc: Services, state: list[ConsentState | None]) -> Check:
     try:
-        state.append(app.consent_state.read())
+        state.append(svc.consent_state.read())
     except UpgradeError as error:
         return _check(False, error.detail)
-    return _check(True, f"table {app.settings.upgrades_table} answers")
+    return _check(True, f"table {svc.settings.upgrades_table} answers")
 
 
-def _consent(app: Services, state: list[ConsentState | None]) -> Check:
+def _consent(svc: Services, state: list[ConsentState | None]) -> Check:
     if not state:
         return _check(False, "not checked: the consent state is kept in storage, which did not answer")
-    stored_at = None if state[0] else _refresh_token_stored_at(app)
-    assessed = assess_consent(state[0], app.clock.now(), stored_at)
+    stored_at = None if state[0] else _refresh_token_stored_at(svc)
+    assessed = assess_consent(state[0], svc.clock.now(), stored_at)
     return _check(assessed.healthy, assessed.detail) | assessed.facts
 
 
-def _refresh_token_stored_at(app: Services) -> float | None:
+def _refresh_token_stored_at(svc: Services) -> float | None:
     """When the current refresh token was stored (the cached secret the keyVault check read), None if unknown."""
     try:
-        return app.secrets.get(app.settings.refresh_token_secret).created_on
+        return svc.secrets.get(svc.settings.refresh_token_secret).created_on
     except UpgradeError:
         return None
 
 
-def _poison_messages(app: Services) -> Check:
+def _poison_messages(svc: Services) -> Check:
     # lazy: the SDKs load with the first check
     from azure.core.exceptions import AzureError, ResourceNotFoundError  # noqa: PLC0415
 
     from shared.dependency_errors import dependency_error  # noqa: PLC0415
 
     counts: dict[str, int] = {}
-    for queue in app.poison_queues:
+    for queue in svc.poison_queues:
         try:
             counts[queue.queue_name] = queue.get_queue_properties().approximate_message_count or 0
         except ResourceNotFoundError:

@@ -21,11 +21,11 @@ def keep_consent_alive(timer: func.TimerRequest) -> None:
         if timer.past_due:
             log.info("KeepConsentAlive is running late (past due)")
         try:
-            app = services()
+            svc = services()
             # lazy: Key Vault, token and table code: imported by the run
             from shared.consent import keep_alive  # noqa: PLC0415
 
-            keep_alive.keep_consent_alive(app.settings, app.tokens, app.secrets, app.consent_state, app.clock)
+            keep_alive.keep_consent_alive(svc.settings, svc.tokens, svc.secrets, svc.consent_state, svc.clock)
         except ConfigurationError as error:
             log.error("%s", error)
         except UpgradeError as error:

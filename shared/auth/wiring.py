@@ -21,8 +21,8 @@ _GUARD = threading.Lock()
 class CallerServices:
     """Token check (with its signing-key cache), caller keys (with their cache), and the audit trail."""
 
-    def __init__(self, app: Services) -> None:
-        self._app = app
+    def __init__(self, svc: Services) -> None:
+        self._app = svc
         self._lock = threading.Lock()
         self._built: dict[str, object] = {}
 
@@ -66,10 +66,10 @@ class CallerServices:
         return AuditLog(self._app.table, self._app.clock, self._app.settings.audit_retention_days)
 
 
-def callers(app: Services) -> CallerServices:
+def callers(svc: Services) -> CallerServices:
     """`app`'s caller services, built once."""
-    found = app.__dict__.get(_ATTRIBUTE)
+    found = svc.__dict__.get(_ATTRIBUTE)
     if found is None:
         with _GUARD:
-            found = app.__dict__.setdefault(_ATTRIBUTE, CallerServices(app))
+            found = svc.__dict__.setdefault(_ATTRIBUTE, CallerServices(svc))
     return found  # type: ignore[no-any-return]

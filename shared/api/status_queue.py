@@ -7,15 +7,12 @@ the queue contract can never succeed: it goes to the poison queue at once instea
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import azure.functions as func
 
+from shared.api.queue_runner import run_message
 from shared.correlation import correlation_id_from, correlation_scope, get_logger
-from shared.errors import RetryLater, UpgradeError, where
+from shared.errors import RetryLater, UpgradeError
 from shared.services import services
-from shared.settings import ConfigurationError
 from shared.storage.status_message import InvalidMessage, TrackMessage
 
 log = get_logger(__name__)
@@ -46,25 +43,6 @@ def track_status(msg: func.QueueMessage) -> None:
                 _refuse(body, message_id, error)
 
         run_message("UpgradeStatus", message_id, work)
-
-
-def run_message(function: str, message_id: str, work: Callable[[], None]) -> None:
-    """Run one queue message's work. Whatever goes wrong leaves as one `RetryLater` with a one-line reason (the
-    host retries the message, then moves it to `<queue>-poison`): the worker never logs a stack trace of ours."""
-    started = time.monotonic()
-    try:
-        work()
-    except (RetryLater, UpgradeError) as error:
-        detail = error.detail if isinstance(error, UpgradeError) else str(error)
-        log.warning("%s message %s will be retried by the host: %s", function, message_id, detail)
-        raise RetryLater(detail) from None
-    except ConfigurationError as error:
-        log.error("%s", error)
-        raise RetryLater("the app settings are invalid") from None
-    except Exception as error:  # a bug: one line for the operator; the message is retried, then kept in poison
-        log.error("unexpected %s in %s at %s", type(error).__name__, function, where(error))
-        raise RetryLater(f"unexpected {type(error).__name__}") from None
-    log.info("%s message %s done in %.0f ms", function, message_id, (time.monotonic() - started) * 1000)
 
 
 def _refuse(body: bytes, message_id: str, error: InvalidMessage) -> None:
