@@ -22,7 +22,7 @@ import jwt
 import requests
 
 from shared.clock import Clock
-from shared.correlation import get_logger
+from shared.correlation import get_logger, is_guid
 from shared.errors import DependencyUnavailable, Unauthenticated
 
 log = get_logger(__name__)
@@ -103,11 +103,20 @@ class SigningKeys:
         return body
 
 
+def accepted_audiences(setting: str) -> list[str]:
+    """`aud` values that name the app's API. A v2 access token's `aud` is the API's client id, so an application
+    ID URI in CALLER_API_AUDIENCE (the contract allows either) matches only in its default form `api://<client id>`,
+    whose client id is then accepted too; any other ID URI cannot be matched to v2 tokens (docs/deploy.md)."""
+    prefix = "api://"
+    client_id = setting[len(prefix) :] if setting.lower().startswith(prefix) else ""
+    return [setting, client_id] if is_guid(client_id) else [setting]
+
+
 class TokenValidator:
     def __init__(self, keys: SigningKeys, authority: str, audience: str, clock: Clock) -> None:
         self._keys = keys
         self._authority = authority.rstrip("/")
-        self._audience = audience
+        self._audience = accepted_audiences(audience)
         self._clock = clock
 
     def validate(self, token: str) -> TokenCaller:
