@@ -47,10 +47,8 @@ def banner(stack: LocalRun) -> str:
 
 def keys_line(stack: LocalRun) -> str:
     if stack.keys is None:
-        return (
-            "Function keys: not enforced (authLevel is ignored, as with Core Tools; make run KEYS=file enforces them)"
-        )
-    return f"Function keys: enforced, from {stack.keys_file} (x-functions-key header or ?code=)"
+        return "Host keys (the admin API only; every route checks callers itself): not enforced; make run KEYS=file"
+    return f"Host keys (the admin API only; every route checks callers itself): enforced, from {stack.keys_file}"
 
 
 def _sandbox_lines(stack: LocalRun) -> list[str]:

@@ -122,7 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=None, help="the `make run` on this port (make demo PORT=7081)")
     parser.add_argument("--base-url", default=None, help="an app somewhere else (e.g. func start)")
-    parser.add_argument("--key", default=None, help="function key to send (default: from the run's --keys file)")
+    parser.add_argument(
+        "--caller-key", default=None, help="caller key to send as X-Caller-Key (default: the one `make run` printed)"
+    )
+    parser.add_argument("--key", default=None, help="host key for the admin API (default: from the run's --keys file)")
     parser.add_argument(
         "--max-wait",
         type=float,
@@ -155,7 +158,7 @@ def find_app(args: argparse.Namespace) -> Target | int:
             print(f"Nothing answers on {base_url}.", file=sys.stderr)
             return 1
         print(f"Using the app on {base_url}.")
-        return Target(base_url, key=args.key)
+        return Target(base_url, key=args.key, caller_key=args.caller_key)
     runs = live_runs(Path())
     if args.port is not None:
         runs = [r for r in runs if urlsplit(str(r.get("url"))).port == args.port]
@@ -181,7 +184,7 @@ def _use_run(runs: list[dict[str, Any]], args: argparse.Namespace) -> Target | i
     key = args.key
     if key is None and state.get("keysFile"):
         key = HostKeys.load(Path(str(state["keysFile"]))).any_host_key()
-    caller_key = str(state["callerKey"]) if state.get("callerKey") else None
+    caller_key = args.caller_key or (str(state["callerKey"]) if state.get("callerKey") else None)
     return Target(base_url, callback_url=state.get("callbackUrl"), key=key, caller_key=caller_key)
 
 

@@ -1,11 +1,12 @@
 """Schemathesis against the running app: every operation of openapi/openapi.yaml, generated requests, real sockets.
 
 The app runs the way `make run` starts it (localrun.LocalRun: Azurite, the sandbox, the callback receiver and
-the functions on Microsoft's worker), with function keys enforced as in Azure. Schemathesis's engine (what its CLI
-runs) loads the document and sends, per operation, the document's examples and a bounded number of generated
-cases, valid and invalid (fixed seed, derandomized), and checks each answer: no 5xx, status code documented,
+the functions on Microsoft's worker), with host keys enforced as in Azure and callers checked by the app.
+Schemathesis's engine (what its CLI runs) loads the document and sends, per operation, the document's examples
+and a bounded number of generated cases, valid and invalid (fixed seed, derandomized), and checks each answer: no
+5xx, status code documented,
 content type and body as described, headers as described, schema-valid requests accepted and invalid ones
-refused, no answer without a valid function key.
+refused, no answer without a valid caller key.
 
 What the document explains but a generator cannot know is given to schemathesis, not suppressed: a valid request's
 `callbackUrl` must be on CALLBACK_ALLOWED_HOSTS (the local run's callback receiver), a `continuationToken` is one
@@ -102,7 +103,7 @@ class RunReport:
 
 @pytest.fixture(scope="module")
 def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRun, str]]:
-    """The app as `make run KEYS=…` starts it, on free ports, and its function key."""
+    """The app as `make run KEYS=…` starts it, on free ports, and a credential for it."""
     key = secrets.token_urlsafe(24)
     stack = LocalRun(
         ROOT,
