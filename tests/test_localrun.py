@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def demo_args(**values: object) -> argparse.Namespace:
-    return argparse.Namespace(**({"base_url": None, "port": None, "key": None} | values))
+    return argparse.Namespace(**({"base_url": None, "port": None, "key": None, "caller_key": None} | values))
 
 
 def test_port_in_use_says_how_to_pick_another(tmp_path: Path) -> None:
