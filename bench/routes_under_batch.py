@@ -178,8 +178,18 @@ def section(result: RoutesUnderBatch) -> list[str]:
             f"| {name} | {percentile(times.idle, 0.5):.1f} | {percentile(times.idle, 0.99):.1f} "
             f"| {percentile(times.busy, 0.5):.1f} | {busy_p99:.1f} | {len(times.idle)} / {len(times.busy)} |"
         )
+    idle = [t for times in result.routes.values() for t in times.idle]
+    busy = [t for times in result.routes.values() for t in times.busy]
+    lines.append(
+        f"| **all routes together** | {percentile(idle, 0.5):.1f} | {percentile(idle, 0.99):.1f} "
+        f"| {percentile(busy, 0.5):.1f} | {percentile(busy, 0.99):.1f} | {len(idle)} / {len(busy)} |"
+    )
+    over = sum(1 for t in busy if t > 1000)
     ended = f"ended {result.batch_seconds:.0f} s after its 202" if result.batch_seconds else "had not ended"
-    lines += ["", f"Worst p99 while the batch ran: {worst:.0f} ms (goal: below 1,000 ms). The batch "
+    lines += ["", f"While the batch ran: p99 of all routes together {percentile(busy, 0.99):.0f} ms, slowest request "
+              f"{max(busy, default=0):.0f} ms, {over} of {len(busy)} requests over 1 s (goal: p99 below 1,000 ms; a "
+              f"route's own p99 of {ROUNDS} samples is its slowest but one). Worst route p99: {worst:.0f} ms. "
+              "The batch "
               f"({BATCH_CUSTOMERS} customers, upgrade mode, 2 Partner Center calls each at 300 calls/min) settled "
               f"{result.batch_rows_done} rows while the routes were measured and {ended}; {TRACKED} upgrades were "
               f"checked every 2 s throughout. Partner Center answered each call {LATENCY * 1000:.0f} ms late. "
