@@ -177,6 +177,23 @@ def test_upgrade_batch_creates_through_the_create_path_tracks_and_settles_every_
         assert by_id[customer.customer_id]["upgradeId"] == customer.existing_upgrade_id
 
 
+def test_customers_refused_for_the_same_reason_share_one_reason_the_page_counts_together(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    """A refused row's reason is Partner Center's description and code, not a sentence naming the customer: the
+    progress page counts the most common reasons, and a reason per customer would make every count 1."""
+    fleet = sandbox.add_fleet(3, seed=uuid.uuid4().int % 10**9, mix={Kind.REFUSED: 1})
+    batch_id = start(app, "upgrade", ids(fleet))["batchId"]
+
+    app.virtual_queues(virtual_clock).run()
+
+    reasons = {r["reason"] for r in rows(app, batch_id)}
+    assert len(reasons) == 1 and "(code 900120)" in next(iter(reasons))
+    assert not any(c in next(iter(reasons)) for c in ids(fleet))
+    page = app.get_batch(batch_id, headers={"Accept": "text/html"}).body.decode()
+    assert page.count('<tr class="reason">') == 1 and '<data value="3">3</data>' in page  # one reason, 3 customers
+
+
 def test_all_customers_are_listed_page_by_page_following_links_next(
     app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

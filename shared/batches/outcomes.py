@@ -95,7 +95,7 @@ class CustomerWork:
         except PartnerCenterThrottled as throttled:
             return Throttled(float(throttled.retry_after or 1))
         except PartnerCenterRejected as rejected:
-            return Settlement(customer_id, Outcome.ERROR, f"Partner Center refused this customer: {rejected.detail}")
+            return Settlement(customer_id, Outcome.ERROR, refusal_reason(rejected))
         except UpgradeError as error:
             return Transient(error.detail)
 
@@ -130,3 +130,12 @@ def _reason(record: UpgradeRecord) -> str:
     error: dict[str, Any] = record.error or {}
     message = error.get("message") or error.get("description")
     return f"{record.status}: {message}" if message else str(record.status)
+
+
+def refusal_reason(rejected: PartnerCenterRejected) -> str:
+    """A row's reason for a customer Partner Center refused: its description and code, without the customer id
+    (the row names the customer), so the progress page can count customers refused for the same reason."""
+    fault = rejected.partner_center
+    if fault is None or not fault.description:
+        return f"Partner Center refused this customer: {rejected.detail}"
+    return f"Partner Center refused this customer: {fault.description} (code {fault.code or 'none'})"
