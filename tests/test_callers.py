@@ -288,6 +288,19 @@ def test_a_key_caller_is_recorded_on_the_batch_and_in_the_audit(app: AppHarness,
     assert entry["caller"]["id"] == "crm-batches" and entry["targets"] == [started.json()["batchId"]]  # type: ignore[index]
 
 
+def test_the_upgrades_a_batch_creates_carry_the_batch_requester(
+    app: AppHarness, sandbox: Sandbox, virtual_clock: ManualClock
+) -> None:
+    app.credential = {"X-Caller-Key": sandbox.seed_caller_key("crm-upgrades", (BATCHES_UPGRADE, UPGRADES_READ))}
+    customer = str(uuid.uuid4())
+    started = app.post_batch({"productFamily": "Azure", "mode": "upgrade", "customerIds": [customer]})
+    app.virtual_queues(virtual_clock).run()
+
+    [row] = app.get_batch_customers(started.json()["batchId"]).json()["items"]
+    upgrade = app.get(row["upgradeId"], customer).json()
+    assert upgrade["requestedBy"] == {"kind": "key", "id": "crm-upgrades", "name": "crm-upgrades"}
+
+
 def test_a_cancel_records_who_cancelled_on_the_batch_and_in_the_audit(app: AppHarness, sandbox: Sandbox) -> None:
     app.credential = {"X-Caller-Key": sandbox.seed_caller_key("ops-desk", (BATCHES_UPGRADE, UPGRADES_READ))}
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))  # Scheduled: nothing runs

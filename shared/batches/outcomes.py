@@ -110,7 +110,9 @@ class CustomerWork:
     def _upgrade(self, customer_id: str, batch: BatchRecord, budget: Budget) -> Settlement:
         request = UpgradeRequest(customer_id, batch.product_family, None)
         request_id = batch_request_id(batch.batch_id, customer_id)
-        accepted = self._upgrades.create_for_batch(request, request_id, current_correlation_id(), budget)
+        accepted = self._upgrades.create_for_batch(
+            request, request_id, current_correlation_id(), budget, requested_by=batch.requested_by
+        )
         upgrade_id = accepted.upgrade_id
         self._links.add(upgrade_id, batch.batch_id, customer_id)  # before the row says upgrading: see links.py
         record = self._records.get(upgrade_id)

@@ -98,11 +98,17 @@ class UpgradeService:
         self._tracker().start(record)
 
     def create_for_batch(
-        self, request: UpgradeRequest, request_id: str, correlation_id: str, budget: Budget
+        self,
+        request: UpgradeRequest,
+        request_id: str,
+        correlation_id: str,
+        budget: Budget,
+        requested_by: dict[str, Any] | None = None,
     ) -> Accepted:
         """The same path as `submit`, for one customer of a batch: its MS-RequestId (derived from batch and
-        customer, so a redelivered message never creates twice) and its paced, non-waiting budget."""
-        return self._forward(request, request_id, correlation_id, None, budget)
+        customer, so a redelivered message never creates twice), its paced, non-waiting budget, and the batch's
+        requester as the upgrade's `requestedBy`."""
+        return self._forward(request, request_id, correlation_id, None, budget, requested_by=requested_by)
 
     def _forward(
         self,
