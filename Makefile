@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: help deps run demo test test-under-load unit consent consent-rehearsal lint typecheck pytest bench clean infra-check caller-key
+.PHONY: help deps browser run demo test test-under-load unit consent consent-rehearsal lint typecheck pytest bench clean infra-check caller-key
 
 help:
 	@echo "make run    start the app locally (Functions host on Microsoft's worker + Azurite + sandbox); PORT=, KEYS="
@@ -62,7 +62,13 @@ typecheck: deps
 # other processes, so three of them keep 2 cores busy; worksteal evens out the long ones. PYTEST_WORKERS=1 runs serially.
 COVERED := --cov=shared $(addprefix --cov=,$(patsubst %/function.json,%,$(wildcard */function.json)))
 PYTEST_WORKERS ?= 3
-pytest: deps
+# The progress page is tested in Debian's chromium (tests/test_progress_page_browser.py): installed when missing and
+# apt-get can (as root, as CI and these machines run); otherwise that test says how to install it.
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+pytest: deps browser
 	COVERAGE_CORE=sysmon $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(COVERED) --cov-report=term:skip-covered
 
 # No Bicep compiler exists offline: gate syntax with two parsers (checkov exits 0 on files it cannot parse),
