@@ -71,9 +71,8 @@ def paths(stack: Stack) -> dict[str, list[tuple[str, str]]]:
     )
     queue = stack.env["UPGRADE_STATUS_QUEUE"]
     message = stack.azurite.put_messages(queue)[-1].text
-    found["one status-check message (UpgradeStatus)"] = trace(
-        lambda: UpgradeStatus.main(QueueMessage(id="trace", body=message.encode(), dequeue_count=1))  # type: ignore[no-untyped-call]
-    )
+    check = QueueMessage(id="trace", body=message.encode(), dequeue_count=1)  # type: ignore[no-untyped-call]
+    found["one status-check message (UpgradeStatus)"] = trace(lambda: call_queue_function(UpgradeStatus.main, check))
     batch_queue = stack.env["UPGRADE_BATCH_QUEUE"]
     request = create_request(str(uuid.uuid4()))
     batch = request.__class__(

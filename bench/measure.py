@@ -23,6 +23,7 @@ import UpgradeStatus
 from bench.latency_proxy import LatencyProxy, delayed_connection_string
 from bench.naive_relay import relay_create
 from bench.stack import CALLER, ROOT, Stack, create_request
+from localrun.virtual_queues import call_queue_function
 from sandbox.clock import ManualClock
 from sandbox.partner_center import Customer, Step
 from sandbox.stack import APP_ID_SECRET, APP_SECRET_SECRET, REFRESH_TOKEN_SECRET
@@ -334,7 +335,7 @@ def status_calls(stack: Stack, clock: ManualClock, minutes: int) -> int:
             message = scheduled[handled]
             clock.advance(message.visibility_timeout)
             delivered = QueueMessage(id=str(uuid.uuid4()), body=message.text.encode(), dequeue_count=1)  # type: ignore[no-untyped-call]
-            UpgradeStatus.main(delivered)
+            call_queue_function(UpgradeStatus.main, delivered)
             handled += 1
     finally:
         clock.thaw()

@@ -30,7 +30,7 @@ from localrun.storage import app_queue_service
 from sandbox.fleet import Fleet, Kind, moved_away
 from sandbox.stack import Sandbox
 from sandbox.upgrades import Customer, Step
-from shared.api.queue_threads import BATCH_THREADS
+from shared.api.queue_threads import BATCH_THREADS, POOL_THREADS
 from support.receiver import CallbackReceiver
 
 UPGRADE_OUTCOME = {
@@ -267,3 +267,27 @@ def test_a_cancel_in_the_middle_of_an_upgrade_batch_stops_its_creates_through_th
     assert sorted(c for c, o in outcomes(client, batch_id).items() if o == "completed") == sorted(
         r.json["customerId"] for r in sandbox.partner_center.requests_to("create") if r.json["customerId"] in ids
     )
+
+
+def test_http_routes_answer_while_status_checks_are_stuck_on_partner_center_through_the_worker(
+    batch_app: tuple[DevHost, Client], sandbox: Sandbox
+) -> None:
+    """A queue of status checks whose Partner Center calls hang must not take the worker's threads from HTTP
+    requests either: with more stuck checks than the worker has threads (6 here), every HTTP route still answers."""
+    host, client = batch_app
+    poller = next(p for p in host.pollers if p.function == "UpgradeStatus")
+    with sandbox.partner_center.holding("status") as gate:
+        for _ in range(10):  # first checks due a second later (STATUS_FIRST_CHECK_SECONDS=1)
+            created = client.request("POST", "/api/upgrades", json={"customerId": str(uuid.uuid4()),
+                                                                     "productFamily": "Azure"})  # fmt: skip
+            assert created.status_code == 202, created.text
+        wait_for(lambda: gate.waiting >= POOL_THREADS["status"] or None, 30, "status checks stuck at Partner Center")
+        wait_for(lambda: poller.in_flight >= 6 or None, 30, "status messages in flight")  # more than the worker's pool
+
+        answers = [
+            client.request("GET", "/api/upgrades", params={"top": "1"}, timeout=20),
+            client.request("GET", f"/api/batches/{uuid.uuid4()}", timeout=20),
+            client.request("POST", "/api/upgrades", data=b"{}", headers=JSON, timeout=20),
+        ]
+        assert [a.status_code for a in answers] == [200, 404, 400]
+        assert gate.waiting <= POOL_THREADS["status"]  # the status pool bounds what one instance has stuck

@@ -39,7 +39,7 @@ import RunBatch
 import StartBatch
 import UpgradeStatus
 from localrun.azurite import Azurite, PutMessage
-from localrun.virtual_queues import VirtualQueues
+from localrun.virtual_queues import VirtualQueues, call_queue_function
 from sandbox.clock import ManualClock
 
 BASE_URL = "https://upgrades.example.test"
@@ -260,7 +260,8 @@ class AppHarness:
         The text is exactly what the app put on the queue, read from Azurite's wire log; the hidden message
         itself stays on the queue, which is why these tests count messages rather than drain the queue.
         """
-        UpgradeStatus.main(QueueMessage(id=str(uuid.uuid4()), body=put.text.encode(), dequeue_count=dequeue_count))
+        message = QueueMessage(id=str(uuid.uuid4()), body=put.text.encode(), dequeue_count=dequeue_count)
+        call_queue_function(UpgradeStatus.main, message)
 
     def enqueue(self, message: Mapping[str, Any] | str) -> None:
         self.queue().send_message(message if isinstance(message, str) else json.dumps(message))
@@ -278,7 +279,7 @@ class AppHarness:
                 pop_receipt=received.pop_receipt,
             )
             try:
-                UpgradeStatus.main(message)
+                call_queue_function(UpgradeStatus.main, message)
             except Exception as error:  # the host catches everything a function raises
                 run.failed.append(f"{type(error).__name__}: {error}")
                 if (received.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
