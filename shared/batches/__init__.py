@@ -1,7 +1,8 @@
 """Batches: report on, or upgrade, many customers (or all of them) through the batch queue (docs/design.md,
 "Batches").
 
-    model       batch and customer-row shapes, outcomes, the batch resource and its URLs
+    model       batch and customer-row records (plain data), outcomes, statuses
+    resource    the batch resource callers and callbacks see, and its URLs
     store       batch entity + one row per customer in one Table partition (ETag, entity-group transactions)
     links       which batches wait on an upgrade (so tracking can settle their rows when it is final)
     messages    the batch queue's message kinds and sending them

@@ -73,15 +73,15 @@ class CustomerWork:
         batch: BatchRecord,
         customer_id: str,
         allowance: WaitAllowance,
-        running: Callable[[], bool] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> Result:
         """Raises `PaceDeferred` when the pace says wait longer than the message's `allowance` has left, and
-        `BatchCancelled` when `running` (asked right before every Partner Center call, after its pace slot) says
+        `BatchCancelled` when `cancelled` (asked right before every Partner Center call, after its pace slot) says
         the batch was cancelled."""
 
         def gate() -> None:
             self._pacer.acquire(allowance)
-            if running is not None and not running():
+            if cancelled is not None and cancelled():
                 raise BatchCancelled(batch.batch_id)
 
         budget = Budget(BUDGET_SECONDS, self._clock, ATTEMPTS_PER_CALL, wait_when_throttled=False, gate=gate)

@@ -138,7 +138,7 @@ class BatchWorker:
         allowance = WaitAllowance()  # this message's whole wait for its pace
         for index, customer_id in enumerate(pending):
             try:
-                result = self._work.run(batch, customer_id, allowance, lambda: not self._cancelled(batch.batch_id))
+                result = self._work.run(batch, customer_id, allowance, lambda: self._cancelled(batch.batch_id))
             except BatchCancelled:
                 break
             except PaceDeferred as deferred:
