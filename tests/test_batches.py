@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from azure.functions.queue import QueueMessage
+from test_callback_windows import kill_once_at_the_send
 
 import RunBatch
 from localrun.azurite import PutMessage
@@ -374,16 +375,7 @@ def test_a_batch_whose_completing_instance_dies_at_the_send_still_calls_back(
     receiver answered and before the state is saved): the message queued before the completing write sends it."""
     fleet = fleet_of(sandbox, 4)
     batch_id = start(app, "report", ids(fleet), callbackUrl=receiver.url)["batchId"]
-    sender = services().callbacks
-    real = sender.deliver
-
-    def dies(url: str, resource: dict[str, Any]) -> Any:
-        monkeypatch.setattr(sender, "deliver", real)  # one death; the survivors send normally
-        if when == "after":
-            real(url, resource)
-        raise RuntimeError("the instance died here")  # the host sees the invocation fail; nothing after it ran
-
-    monkeypatch.setattr(sender, "deliver", dies)
+    kill_once_at_the_send(monkeypatch, when, RuntimeError)  # the host sees the invocation fail; nothing after ran
     queues = app.virtual_queues(virtual_clock)
     queues.run()
 

@@ -47,8 +47,9 @@ def completed_upgrade(app: AppHarness, sandbox: Sandbox, callback_url: str) -> t
     return answer.json()["upgradeId"], customer
 
 
-def kill_once_at_the_send(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
-    """The next callback POST kills its instance: `before` it leaves, or `after` the receiver answered."""
+def kill_once_at_the_send(monkeypatch: pytest.MonkeyPatch, when: str, death: type[BaseException] = Killed) -> None:
+    """The next callback POST kills its instance: `before` it leaves, or `after` the receiver answered. `death`:
+    what is raised there (`Killed` escapes every handler; an `Exception` is what the host sees fail)."""
     sender = services().callbacks
     real = sender.deliver
 
@@ -56,7 +57,7 @@ def kill_once_at_the_send(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
         monkeypatch.setattr(sender, "deliver", real)  # one kill; the survivors send normally
         if when == "after":
             real(url, resource)
-        raise Killed
+        raise death
 
     monkeypatch.setattr(sender, "deliver", dying)
 
